@@ -1,0 +1,218 @@
+"""The ``cartfit`` command line (DESIGN.md section 6).
+
+Each sub-command parses its options and calls one library function; user errors
+(:class:`cartfit.errors.CartfitError`) are printed without a traceback and give exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cartfit.errors import CartfitError
+
+MODELS = ("predator_prey", "multifate", "escape")
+GROWTHS = ("exponential", "logistic", "gompertz")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _dvid_map(text: str) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isdigit() or not value.strip():
+            raise argparse.ArgumentTypeError(f"expected N=analyte pairs like 1=car_t,2=tumor, got {item!r}")
+        out[int(key)] = value.strip()
+    return out
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from cartfit.data import load_cohort, summarize
+
+    print(summarize(load_cohort(args.dir)))
+    return 0
+
+
+def _cmd_import_nonmem(args: argparse.Namespace) -> int:
+    from cartfit.data import import_nonmem, summarize
+
+    cohort = import_nonmem(args.file, args.out, dvid=args.dvid)
+    print(summarize(cohort))
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from cartfit.simulate import simulate_cohort
+
+    simulate_cohort(
+        model=args.model, growth=args.growth, n_subjects=args.subjects, seed=args.seed, out=args.out
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from cartfit.inference import FitSettings, fit_cohort
+
+    settings = FitSettings(
+        chains=args.chains, tune=args.tune, draws=args.draws, seed=args.seed,
+        likelihood=args.likelihood, cores=args.cores,
+    )
+    report = fit_cohort(
+        args.dir, model=args.model, growth=args.growth, subject=args.subject,
+        population=args.population, out=args.out, settings=settings,
+    )
+    print(report.table())
+    if args.strict and not report.converged:
+        print("cartfit fit: convergence problems (see above); --strict makes this an error", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from cartfit.analysis import compare_fits
+    from cartfit.io import write_table
+
+    table = compare_fits(args.fits, kfold=args.kfold)
+    write_table(table, args.out)
+    print(table.to_string(index=False))
+    return 0
+
+
+def _cmd_exposure(args: argparse.Namespace) -> int:
+    from cartfit.analysis import exposure_table
+    from cartfit.io import write_table
+
+    table = exposure_table(args.fit, window=args.window)
+    write_table(table, args.out)
+    print(f"wrote {args.out} ({len(table)} rows)")
+    return 0
+
+
+def _cmd_relapse(args: argparse.Namespace) -> int:
+    from cartfit.analysis import relapse_table
+    from cartfit.io import write_table
+
+    table = relapse_table(args.fit, horizons=args.horizons)
+    write_table(table, args.out)
+    print(table.to_string(index=False))
+    return 0
+
+
+def _cmd_trial(args: argparse.Namespace) -> int:
+    from cartfit.analysis import virtual_trial
+    from cartfit.io import write_table
+
+    table = virtual_trial(
+        args.fit, dose=args.dose, costim=args.costim, lymphodepletion=args.lymphodepletion,
+        n_subjects=args.subjects, seed=args.seed,
+    )
+    write_table(table, args.out)
+    print(table.to_string(index=False))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cartfit.report import build_report
+
+    out = build_report(args.results_dir)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cartfit", description=__doc__.splitlines()[0])
+    from cartfit import __version__
+
+    parser.add_argument("--version", action="version", version=f"cartfit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a cohort folder against the data contract")
+    p.add_argument("dir", type=Path)
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("import-nonmem", help="convert a NONMEM-style table into a cohort folder")
+    p.add_argument("file", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--dvid", type=_dvid_map, default={1: "car_t", 2: "tumor"},
+                   help="CMT/DVID to analyte map (default 1=car_t,2=tumor)")
+    p.set_defaults(func=_cmd_import_nonmem)
+
+    p = sub.add_parser("simulate", help="simulate a virtual cohort with known truth")
+    p.add_argument("--model", choices=MODELS, required=True)
+    p.add_argument("--growth", choices=GROWTHS, required=True)
+    p.add_argument("--subjects", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("fit", help="Bayesian ODE fit of one subject or a population")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--model", choices=MODELS, required=True)
+    p.add_argument("--growth", choices=GROWTHS, required=True)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--subject")
+    who.add_argument("--population", action="store_true")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=20261127)
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--likelihood", choices=("lognormal", "student_t"), default="lognormal")
+    p.add_argument("--strict", action="store_true", help="exit 1 on convergence problems")
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("compare", help="PSIS-LOO comparison of fits on the same data")
+    p.add_argument("fits", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--kfold", action="store_true", help="leave-one-subject-out refits for bad Pareto k")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("exposure", help="posterior-predictive exposure metrics")
+    p.add_argument("fit", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--window", type=float, default=28.0)
+    p.set_defaults(func=_cmd_exposure)
+
+    p = sub.add_parser("relapse", help="relapse and antigen-escape probabilities")
+    p.add_argument("fit", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--horizons", type=_int_list, default=[90, 180, 365])
+    p.set_defaults(func=_cmd_relapse)
+
+    p = sub.add_parser("trial", help="virtual trial from a population posterior")
+    p.add_argument("fit", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--dose", type=float, default=None)
+    p.add_argument("--costim", choices=("CD28", "4-1BB"), default=None)
+    p.add_argument("--lymphodepletion", type=float, default=None)
+    p.add_argument("--subjects", type=int, default=200)
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=_cmd_trial)
+
+    p = sub.add_parser("report", help="figures and an HTML summary of a results folder")
+    p.add_argument("results_dir", type=Path)
+    p.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CartfitError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The tumour growth-law object: per-capita rate in log coordinates and its closed form.
+
+A growth law ``g(B)`` enters every tumour equation through its per-capita rate
+``G(u) = g(B)/B`` with ``u = ln B`` (scaled units), so that ``du/dt = G(u) - (killing)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cartfit.parameters import Parameter
+
+
+@dataclass(frozen=True)
+class GrowthLaw:
+    """A tumour growth law.
+
+    Attributes
+    ----------
+    name
+        Registry name (``exponential``, ``logistic``, ``gompertz``).
+    parameters
+        Its positive parameters; they come first in the ``params`` vector of every model
+        that composes the law.
+    per_capita
+        numba function ``G(u, params) -> float``: ``g(B)/B`` at ``u = ln B``.
+    per_capita_jac
+        numba function ``(u, params, out) -> dG/du`` that also writes ``dG/dparams`` into
+        ``out[:n_params]``.
+    log_solution
+        ``log_solution(t, log_b0, params, xp) -> ln B(t)``: closed-form untreated growth from
+        ``ln B(0) = log_b0``; ``params`` is a sequence of the law's parameters and ``xp`` is
+        ``numpy`` or ``pytensor.tensor``. Used for pre-infusion tumour data (``t < 0``).
+    equation
+        LaTeX of ``dB/dt = g(B)``.
+    inflection
+        Tumour size at the inflection point of the closed form as a function of the
+        parameters (``None`` for exponential growth, which has none).
+    """
+
+    name: str
+    parameters: tuple[Parameter, ...]
+    per_capita: Callable[..., float]
+    per_capita_jac: Callable[..., float]
+    log_solution: Callable[..., Any]
+    equation: str
+    inflection: Callable[..., float] | None = None
+
+    @property
+    def n_params(self) -> int:
+        return len(self.parameters)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+
+GROWTH_RATE = Parameter(
+    name="growth_rate",
+    symbol="r",
+    unit="1/day",
+    description="tumour growth rate (per-capita rate at small burden)",
+    median=0.03,
+    log_sd=1.0,
+)
+CARRYING_CAPACITY = Parameter(
+    name="carrying_capacity",
+    symbol="K",
+    unit="× reference tumour burden",
+    description="tumour carrying capacity, in units of the cohort's reference burden",
+    median=10.0,
+    log_sd=1.5,
+)

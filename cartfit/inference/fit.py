@@ -1,0 +1,194 @@
+"""``cartfit fit``: load a cohort, build the model, sample with nutpie, write one NetCDF file.
+
+The file holds posterior, posterior predictive, pointwise log-likelihood (censored rows
+included), observed and constant data, sample stats and provenance (see
+:mod:`cartfit.inference.fitfile`). It is written to a temporary name and renamed, so a killed run
+never leaves a partial fit behind.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from cartfit import __version__
+from cartfit.errors import CartfitError
+from cartfit.inference.builder import build_model, covariate_matrix
+from cartfit.inference.data import FitData, prepare
+from cartfit.inference.diagnostics import Diagnostics, diagnose
+from cartfit.models import get_model
+from cartfit.models.base import ODEModel
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Sampler settings (nutpie NUTS)."""
+
+    chains: int = 4
+    tune: int = 1000
+    draws: int = 1000
+    seed: int = 20261127
+    likelihood: str = "lognormal"
+    cores: int = 2
+    target_accept: float = 0.9
+    low_rank_mass_matrix: bool = False
+    rtol: float = 1e-6
+    atol: float = 1e-6
+    progress: bool = True
+
+
+@dataclass
+class FitReport:
+    """What ``cartfit fit`` prints: where the file went, timings and the diagnostics."""
+
+    path: Path
+    diagnostics: Diagnostics
+    seconds: dict[str, float]
+
+    @property
+    def converged(self) -> bool:
+        return self.diagnostics.converged
+
+    def table(self) -> str:
+        t = ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+        cols = ["variable", "mean", "sd", "r_hat", "ess_bulk", "ess_tail"]
+        tab = self.diagnostics.table[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}")
+        return f"{tab}\n{self.diagnostics.text()}\nwrote {self.path} ({t})"
+
+
+def _summary_vars(post, population: bool) -> list[str]:
+    names = ["theta", "log_y0", "sigma"]
+    if population:
+        names += ["mu", "omega"] + [v for v in post.data_vars if str(v).startswith("beta_")]
+    return names
+
+
+def sample_model(pm_model: pm.Model, settings: FitSettings):
+    """Run nutpie on a built model; returns the PyMC/ArviZ DataTree."""
+    kwargs = {"target_accept": settings.target_accept}
+    if settings.low_rank_mass_matrix:
+        kwargs["low_rank_modified_mass_matrix"] = True
+    with pm_model:
+        return pm.sample(
+            draws=settings.draws, tune=settings.tune, chains=settings.chains,
+            cores=settings.cores, random_seed=settings.seed, nuts_sampler="nutpie",
+            nuts_sampler_kwargs=kwargs, progressbar=settings.progress,
+            compute_convergence_checks=False,
+        )
+
+
+def _natural(log_scaled: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return np.exp(log_scaled) * scale
+
+
+def assemble(idata, pm_model: pm.Model, model: ODEModel, data: FitData, settings: FitSettings,
+             cohort, population: bool, diagnostics: Diagnostics) -> xr.DataTree:
+    """Add log-likelihood, posterior predictive, data groups and provenance to a sampled tree."""
+    with pm_model:
+        idata = pm.compute_log_likelihood(idata, var_names=["y"], progressbar=False)
+        ppc = pm.sample_posterior_predictive(
+            idata, var_names=["y"], random_seed=settings.seed + 1, progressbar=False
+        )
+    obs = data.obs
+    scale = obs["analyte"].map(data.scales).to_numpy()
+    ppc_y = ppc["posterior_predictive"]["y"]
+    post = idata["posterior"].to_dataset().drop_vars(["mu_obs"], errors="ignore")
+    groups = {
+        "posterior": post,
+        "posterior_predictive": xr.Dataset({"y": ppc_y.copy(data=_natural(ppc_y.values, scale))}),
+        "log_likelihood": idata["log_likelihood"].to_dataset()[["y"]],
+        "observed_data": xr.Dataset({"y": ("obs", _natural(obs["log_value"].to_numpy(), scale))},
+                                    coords={"obs": np.arange(len(obs))}),
+        "constant_data": xr.Dataset(
+            {
+                "obs_subject": ("obs", obs["subject"].astype(str).to_numpy()),
+                "obs_time": ("obs", obs["time"].to_numpy(dtype=float)),
+                "obs_analyte": ("obs", obs["analyte"].astype(str).to_numpy()),
+                "obs_lloq": ("obs", obs["lloq"].to_numpy(dtype=float)),
+                "obs_blq": ("obs", obs["blq"].to_numpy(dtype=np.int64)),
+                "scale": ("analyte", np.array([data.scales[a] for a in data.analytes])),
+                "subject_dose": ("subject", np.exp(data.log_dose_rel) * float(
+                    np.median(cohort.subjects["dose"].to_numpy(dtype=float)))),
+                "subject_costim": ("subject", data.covariates.get(
+                    "costim", np.full(data.n_subjects, "")).astype(str).to_numpy()),
+            },
+            coords={"obs": np.arange(len(obs)), "analyte": list(data.analytes),
+                    "subject": list(data.subjects)},
+        ),
+        "sample_stats": idata["sample_stats"].to_dataset(),
+    }
+    tree = xr.DataTree.from_dict(groups)
+    priors = {p.name: {"symbol": p.symbol, "unit": p.unit, "median": p.median, "log_sd": p.log_sd}
+              for p in model.parameters}
+    from cartfit.versions import software_versions
+
+    tree.attrs.update({
+        "model": model.name,
+        "growth": model.growth or "",
+        "mode": "population" if population else "subject",
+        "subjects": json.dumps(list(data.subjects)),
+        "cartfit_version": __version__,
+        "data_sha256": cohort.sha256,
+        "cohort": str(cohort.path),
+        "seed": str(settings.seed),
+        "sampler": "nutpie NUTS (numba backend)",
+        "settings": json.dumps(asdict(settings)),
+        "priors": json.dumps(priors),
+        "covariates": json.dumps(list(covariate_matrix(data).columns)) if population else "[]",
+        "units": json.dumps(dict(cohort.units)),
+        "cohort_meta": json.dumps(cohort.meta, default=str),
+        "diagnostics": diagnostics.to_json(),
+        "software": json.dumps(software_versions()),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    })
+    return tree
+
+
+def fit_cohort(
+    cohort_dir: str | Path,
+    *,
+    model: str,
+    growth: str,
+    subject: str | None = None,
+    population: bool = False,
+    out: str | Path,
+    settings: FitSettings | None = None,
+) -> FitReport:
+    """Fit ``model`` with ``growth`` to one subject or the whole cohort and write ``out``."""
+    from cartfit.data import load_cohort
+    from cartfit.io import atomic_path
+
+    settings = settings or FitSettings()
+    if (subject is None) == (not population):
+        raise CartfitError("fit: give exactly one of --subject ID or --population")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cohort = load_cohort(cohort_dir)
+    ode = get_model(model, growth)
+    data = prepare(cohort, ode, None if population else [subject])
+    pm_model = build_model(ode, data, population=population, likelihood=settings.likelihood,
+                           rtol=settings.rtol, atol=settings.atol)
+    timings["build"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    idata = sample_model(pm_model, settings)
+    timings["compile+sample"] = time.perf_counter() - t1
+    post = idata["posterior"]
+    diagnostics = diagnose(post, idata["sample_stats"], _summary_vars(post, population))
+    t2 = time.perf_counter()
+    tree = assemble(idata, pm_model, ode, data, settings, cohort, population, diagnostics)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        tree.to_netcdf(tmp, engine="netcdf4")
+    timings["predictive+write"] = time.perf_counter() - t2
+    report = FitReport(out, diagnostics, timings)
+    if not report.converged:
+        print("cartfit fit: " + "; ".join(diagnostics.problems), file=sys.stderr)
+    return report

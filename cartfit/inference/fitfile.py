@@ -1,0 +1,50 @@
+"""Layout of a cartfit fit file (one NetCDF file, an ArviZ 1 ``xarray.DataTree``).
+
+Every reader of fits (analysis, plotting, report) relies on these names; they are the contract
+between ``cartfit fit`` and everything downstream.
+
+Groups and variables
+--------------------
+``posterior``
+    ``theta``      (chain, draw, subject, parameter)  model parameters, natural positive scale,
+                   in the model's scaled units (see ``scales`` below), parameter coords =
+                   ``ODEModel.parameter_names``.
+    ``log_y0``     (chain, draw, subject, state)  log initial states at day 0, scaled units.
+    ``sigma``      (chain, draw, analyte)  residual SD on the natural-log scale per analyte.
+    population fits also hold ``mu`` (chain, draw, parameter) — typical log parameter for the
+    reference covariates, ``omega`` (chain, draw, parameter) — SD of the log subject effects,
+    and ``beta_<covariate>`` (chain, draw, parameter) covariate effects on the log parameters.
+``posterior_predictive``
+    ``y`` (chain, draw, obs)  replicated measurements (natural measured units; values that
+    fall below the row's LLOQ are reported as drawn, the flag is for the reader).
+``log_likelihood``
+    ``y`` (chain, draw, obs)  pointwise log-likelihood of every observation (censored rows:
+    ``log Phi((log LLOQ - log yhat)/sigma)``).
+``observed_data``
+    ``y`` (obs)  the measurement (the LLOQ for censored rows).
+``constant_data``
+    ``obs_subject`` (obs, str), ``obs_time`` (obs, days), ``obs_analyte`` (obs, str),
+    ``obs_lloq`` (obs, NaN if none), ``obs_blq`` (obs, int 0/1),
+    ``scale`` (analyte): the reference level that divides each analyte's measured values
+    (scaled = measured / scale), ``subject_dose`` (subject), ``subject_costim`` (subject, str).
+``sample_stats``
+    nutpie's sample statistics (``diverging``, ``tree_depth``, ``energy``, ``step_size`` ...).
+
+Root attributes (strings; JSON where structured)
+------------------------------------------------
+``model``, ``growth``, ``mode`` (``subject`` | ``population``), ``subjects`` (JSON list),
+``cartfit_version``, ``data_sha256``, ``cohort`` (folder path), ``seed``, ``sampler``,
+``settings`` (JSON), ``priors`` (JSON), ``units`` (JSON analyte -> unit), ``cohort_meta`` (JSON of
+cohort.yaml), ``diagnostics`` (JSON summary), ``created`` (ISO time).
+"""
+
+from __future__ import annotations
+
+POSTERIOR_PARAMS = "theta"
+POSTERIOR_LOG_Y0 = "log_y0"
+POSTERIOR_SIGMA = "sigma"
+OBS = "y"
+ROOT_ATTRS = (
+    "model", "growth", "mode", "subjects", "cartfit_version", "data_sha256", "cohort", "seed",
+    "sampler", "settings", "priors", "units", "cohort_meta", "diagnostics", "created",
+)

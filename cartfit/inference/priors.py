@@ -1,0 +1,65 @@
+"""Priors of the inference layer that are not properties of one model: initial states,
+residual error and the population hierarchy. Model-parameter priors live next to each model's
+equations (``Parameter.median`` and ``Parameter.log_sd``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cartfit.inference.data import FitData
+from cartfit.models.base import ODEModel
+
+#: initial CAR T level relative to the cohort's reference (median peak) level for the median
+#: dose: ~1/4000, the typical fold expansion reported for tisagenlecleucel (Stein et al. 2019).
+C0_RELATIVE = 2.5e-4
+C0_LOG_SD = 1.5
+#: a tumour baseline measured near day 0 pins the initial burden to within measurement noise
+B0_LOG_SD_KNOWN = 0.5
+B0_LOG_SD_UNKNOWN = 2.0
+#: minor states (antigen-negative tumour, memory, exhausted) start as small fractions
+MINOR_FRACTION = {"tumor": 1e-3, "car_t": 0.1}
+MINOR_LOG_SD = 2.0
+#: residual SD on the natural-log scale: HalfNormal scale (0.5 ≈ 50 % CV)
+SIGMA_SCALE = 0.5
+#: Student-t degrees of freedom for the robust likelihood option
+STUDENT_T_NU = 5.0
+#: population hierarchy: HalfNormal scale of the SD of log subject effects, Normal SD of
+#: covariate effects on log parameters
+OMEGA_SCALE = 0.5
+BETA_SD = 0.5
+
+
+def _state_groups(model: ODEModel) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    tumor = tuple(model.extras.get("tumor_states", ()))
+    car_t = tuple(model.extras.get("car_t_states", ()))
+    if not car_t:
+        car_t = tuple(i for i, s in enumerate(model.states) if "car_t" in s)
+    if not tumor:
+        tumor = tuple(i for i, s in enumerate(model.states) if "tumor" in s)
+    return tumor, car_t
+
+
+def initial_state_prior(model: ODEModel, data: FitData) -> tuple[np.ndarray, np.ndarray]:
+    """Prior mean (n_subjects, n_states) and SD (n_subjects, n_states) of the log initial states.
+
+    The first tumour state is centred on the subject's baseline burden, the first CAR T state on
+    ``C0_RELATIVE * dose / median dose``; other states start as small fractions of those.
+    """
+    n_sub, n_s = data.n_subjects, model.n_states
+    mean = np.zeros((n_sub, n_s))
+    sd = np.full((n_sub, n_s), MINOR_LOG_SD)
+    tumor, car_t = _state_groups(model)
+    known = np.isfinite(data.baseline_log_tumor)
+    base = np.where(known, data.baseline_log_tumor, 0.0)
+    c0 = np.log(C0_RELATIVE) + data.log_dose_rel
+    for group, anchor, anchor_sd, kind in (
+        (tumor, base, np.where(known, B0_LOG_SD_KNOWN, B0_LOG_SD_UNKNOWN), "tumor"),
+        (car_t, c0, np.full(n_sub, C0_LOG_SD), "car_t"),
+    ):
+        for rank, i in enumerate(group):
+            if rank == 0:
+                mean[:, i], sd[:, i] = anchor, anchor_sd
+            else:
+                mean[:, i] = anchor + np.log(MINOR_FRACTION[kind])
+    return mean, sd

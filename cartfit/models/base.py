@@ -1,0 +1,108 @@
+"""The declarative model object shared by the reference solver and the inference solver.
+
+Every mechanistic model of cartfit is an :class:`ODEModel`: a lookup name, the names of its
+(log-scale) states, its parameters with units and default priors, a pure right-hand side
+``rhs(t, y, params)`` and its Jacobians ``jac(t, y, params) -> (J_y, J_p)``, both compiled with
+numba so that the same functions feed SciPy (reference) and the compiled sensitivity solver.
+
+Conventions
+-----------
+* ``y`` holds the natural logarithms of the states in *scaled* units (each analyte divided by
+  a reference level of the cohort), so the sampler sees O(1) numbers over ten orders of
+  magnitude and no state can become negative.
+* ``params`` holds the parameters on their natural (positive) scale, in the order of
+  :attr:`ODEModel.parameters`; ``J_p`` is the Jacobian with respect to those natural values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cartfit.parameters import Parameter
+
+
+@dataclass(frozen=True)
+class ODEModel:
+    """A mechanistic ODE model in log-state coordinates.
+
+    Attributes
+    ----------
+    name
+        Registry name, e.g. ``"predator_prey"``.
+    growth
+        Name of the tumour growth law composed into the model (``None`` if not applicable).
+    states
+        Names of the log states, in the order of ``y``.
+    parameters
+        Positive parameters in the order of ``params``.
+    rhs
+        ``rhs(t, y, params) -> dy/dt`` (numba-compiled, pure).
+    jac
+        ``jac(t, y, params) -> (J_y, J_p)`` with shapes ``(n_states, n_states)`` and
+        ``(n_states, n_params)`` (numba-compiled, pure).
+    observables
+        Analyte name -> function ``f(log_states, xp)`` returning the log of the measured
+        quantity (scaled units) from an array whose last axis is the state axis; ``xp`` is
+        ``numpy`` or ``pytensor.tensor`` so the same expression serves both.
+    equations
+        The equations in LaTeX, for the report's methods page.
+    """
+
+    name: str
+    growth: str | None
+    states: tuple[str, ...]
+    parameters: tuple[Parameter, ...]
+    rhs: Callable[..., Any]
+    jac: Callable[..., Any]
+    observables: Mapping[str, Callable[..., Any]]
+    equations: str = ""
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.parameters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model {self.name!r}: duplicate parameter names in {names}")
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.states)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.parameters)
+
+    def parameter(self, name: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(f"model {self.name!r} has no parameter {name!r}; it has {self.parameter_names}")
+
+    def pack(self, values: Mapping[str, float]) -> "Any":
+        """Order a mapping of parameter values as the ``params`` vector of :attr:`rhs`."""
+        import numpy as np
+
+        missing = set(self.parameter_names) - set(values)
+        extra = set(values) - set(self.parameter_names)
+        if missing or extra:
+            raise ValueError(
+                f"model {self.name!r}: parameters do not match; "
+                f"missing {sorted(missing)}, unexpected {sorted(extra)}"
+            )
+        return np.array([float(values[n]) for n in self.parameter_names])
+
+
+def check_priors(model_name: str, parameters: tuple[Parameter, ...], priors: Mapping[str, Any]) -> None:
+    """Raise if the prior keys and the parameter names are not the same set."""
+    names = {p.name for p in parameters}
+    keys = set(priors)
+    if names != keys:
+        raise ValueError(
+            f"{model_name}: prior keys and parameters differ; "
+            f"parameters without a prior {sorted(names - keys)}, priors without a parameter {sorted(keys - names)}"
+        )

@@ -1,0 +1,105 @@
+r"""The CAR T / tumour predator–prey model (the core engine).
+
+.. math::
+
+    \frac{dB}{dt} = g(B) - k B C, \qquad \frac{dC}{dt} = p B C - d C
+
+solved in log coordinates :math:`u = \ln B`, :math:`v = \ln C`:
+
+.. math::
+
+    \frac{du}{dt} = G(u) - k e^{v}, \qquad \frac{dv}{dt} = p e^{u} - d
+
+with
+
+* ``B`` tumour burden (scaled: measured units / cohort reference burden),
+* ``C`` CAR T level in blood (scaled: measured units / cohort reference level),
+* ``g(B) = B G(ln B)`` the tumour growth law (exponential, logistic or Gompertz),
+* ``k`` kill rate (1/(scaled CAR T · day)), ``p`` antigen-driven proliferation
+  (1/(scaled tumour · day)), ``d`` CAR T death/contraction rate (1/day).
+
+It reproduces expansion (``pB > d`` while tumour is high), tumour regression (``kC > G``) and
+contraction once the tumour is gone (``dv/dt -> -d``). The CAR T level that holds the tumour
+in check at small burden is ``C_ctrl = r/k``.
+
+Reference: Kimmel et al., Front Immunol 12:634 (2021); Mostolizadeh et al., Cells 11:1051 (2022).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from cartfit.growth.base import GrowthLaw
+from cartfit.models.base import ODEModel, Parameter
+
+KILL_RATE = Parameter(
+    "kill_rate", "k", "1/(scaled CAR T · day)", "CAR T killing rate per unit CAR T level", 0.5, 1.0
+)
+PROLIFERATION_RATE = Parameter(
+    "proliferation_rate", "p", "1/(scaled tumour · day)",
+    "antigen-driven CAR T proliferation per unit tumour burden", 0.5, 1.0,
+)
+DEATH_RATE = Parameter("death_rate", "d", "1/day", "CAR T death / contraction rate", 0.1, 1.0)
+
+
+def make_predator_prey(growth: GrowthLaw) -> ODEModel:
+    """Compose the predator–prey model with a tumour growth law."""
+    per_capita = growth.per_capita
+    per_capita_jac = growth.per_capita_jac
+    n_g = growth.n_params
+
+    @numba.njit
+    def rhs(t, y, params):
+        # du/dt = G(u) - k e^v ;  dv/dt = p e^u - d
+        k, p, d = params[n_g], params[n_g + 1], params[n_g + 2]
+        dy = np.empty(2)
+        dy[0] = per_capita(y[0], params[:n_g]) - k * np.exp(y[1])
+        dy[1] = p * np.exp(y[0]) - d
+        return dy
+
+    @numba.njit
+    def jac(t, y, params):
+        k, p = params[n_g], params[n_g + 1]
+        jy = np.zeros((2, 2))
+        jp = np.zeros((2, n_g + 3))
+        eu, ev = np.exp(y[0]), np.exp(y[1])
+        jy[0, 0] = per_capita_jac(y[0], params[:n_g], jp[0])
+        jy[0, 1] = -k * ev
+        jy[1, 0] = p * eu
+        jp[0, n_g] = -ev
+        jp[1, n_g + 1] = eu
+        jp[1, n_g + 2] = -1.0
+        return jy, jp
+
+    def killing_rate(log_states, params):
+        """Per-capita kill rate k C (1/day), vectorised over leading axes of ``log_states``."""
+        return params[n_g] * np.exp(np.asarray(log_states)[..., 1])
+
+    def initial_state(tumor, car_t):
+        """Log states from the scaled tumour burden and CAR T level at infusion."""
+        return np.log(np.array([tumor, car_t], dtype=float))
+
+    return ODEModel(
+        name="predator_prey",
+        growth=growth.name,
+        states=("log_tumor", "log_car_t"),
+        parameters=(*growth.parameters, KILL_RATE, PROLIFERATION_RATE, DEATH_RATE),
+        rhs=rhs,
+        jac=jac,
+        observables={
+            "tumor": lambda ly, xp=np: ly[..., 0],
+            "car_t": lambda ly, xp=np: ly[..., 1],
+        },
+        equations=(
+            growth.equation.replace("B", "B", 1) + r" - k B C,\quad \frac{dC}{dt} = p B C - d C"
+        ),
+        extras={
+            "growth_law": growth,
+            "killing_state": 1,
+            "killing": killing_rate,
+            "tumor_states": (0,),
+            "car_t_states": (1,),
+            "initial_state": initial_state,
+        },
+    )

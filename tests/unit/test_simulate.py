@@ -1,0 +1,253 @@
+"""The virtual-cohort simulator: valid cohorts, reproducibility, schedule, noise, LLOQ, truth."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cartfit.cli import main
+from cartfit.data import load_cohort
+from cartfit.errors import CartfitError
+from cartfit.models import get_model
+from cartfit.simulate import (
+    Assay,
+    CohortDesign,
+    VisitSchedule,
+    draw_visits,
+    simulate_cohort,
+    simulate_observations,
+    simulate_tables,
+    solve_reference,
+)
+
+PP = ("predator_prey", "gompertz")
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim") / "cohort"
+    return simulate_cohort(*PP, n_subjects=8, seed=11, out=out)
+
+
+def test_cohort_is_valid_and_has_truth(cohort: Path) -> None:
+    loaded = load_cohort(cohort)
+    assert sorted(loaded.subjects.index) == [f"S{i:02d}" for i in range(1, 9)]
+    assert set(loaded.subjects["costim"]) == {"CD28", "4-1BB"}
+    assert loaded.units == {"car_t": "copies/ug", "tumor": "% marrow blasts"}
+    assert loaded.meta["relapse_threshold"] == 5.0
+    assert (
+        "cartfit simulate --model predator_prey --growth gompertz --subjects 8 --seed 11"
+        in (loaded.meta["notes"])
+    )
+    truth = pd.read_csv(cohort / "truth.csv")
+    assert list(truth["subject"]) == [f"S{i:02d}" for i in range(1, 9)]
+    for name in get_model(*PP).parameter_names:
+        assert {f"scaled_{name}", f"measured_{name}"} <= set(truth.columns)
+    for metric in (
+        "cmax",
+        "tmax",
+        "auc_0_28",
+        "c_day28",
+        "persistence_days",
+        "killing_exposure",
+        "tumor_nadir_log10_reduction",
+        "time_to_nadir",
+        "c_ctrl",
+    ):
+        assert truth[metric].notna().all(), metric
+    scales = yaml.safe_load((cohort / "truth.yaml").read_text())["scales"]
+    assert scales["car_t"]["per_scaled_unit"] == 1e4 and scales["tumor"]["per_scaled_unit"] == 40
+    assert "Simulated data" in (cohort / "README.md").read_text()
+
+
+def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    files = (
+        "observations.csv",
+        "subjects.csv",
+        "cohort.yaml",
+        "truth.csv",
+        "truth.yaml",
+        "README.md",
+    )
+    simulate_cohort(*PP, n_subjects=3, seed=5, out=out)
+    first = {f: (out / f).read_bytes() for f in files}
+    simulate_cohort(*PP, n_subjects=3, seed=5, out=out)
+    assert {f: (out / f).read_bytes() for f in files} == first
+    simulate_cohort(*PP, n_subjects=3, seed=6, out=out)
+    assert (out / "observations.csv").read_bytes() != first["observations.csv"]
+    assert (out / "truth.csv").read_bytes() != first["truth.csv"]
+
+
+def test_subject_does_not_depend_on_cohort_size() -> None:
+    obs3, _, truth3 = simulate_tables(*PP, n_subjects=3, seed=9)
+    obs1, _, truth1 = simulate_tables(*PP, n_subjects=1, seed=9)
+    pd.testing.assert_frame_equal(obs1, obs3[obs3["subject"] == "S01"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(truth1, truth3.iloc[:1])
+
+
+def test_visit_schedule_jitter_order_and_missed_visits() -> None:
+    schedule = VisitSchedule()
+    rng = np.random.default_rng(0)
+    nominal = np.asarray(schedule.days, float)
+    gaps = dict(zip(nominal[1:], np.diff(nominal), strict=True))
+    n_draws, held = 200, 0
+    for _ in range(n_draws):
+        v = draw_visits(schedule, rng)
+        assert np.all(np.diff(v["time"]) > 0)  # never before the previous visit
+        pre = v[v["nominal"] < 0]
+        assert list(pre["nominal"]) == [-28, -7] and np.all(pre["time"] < 0)
+        assert not pre["car_t"].any() and pre["tumor"].all()
+        post = v[v["nominal"] > 0]
+        assert v.loc[v["nominal"] == 0, "time"].tolist() == [0.0]
+        # jitter within ±10 % of the gap (+ the 0.01-day rounding)
+        limit = 0.1 * post["nominal"].map(gaps) + 0.005 + 1e-9
+        assert np.all(np.abs(post["time"] - post["nominal"]) <= limit)
+        held += len(post)
+    # 12 visits after day 0, each missed with p = 0.1: the held share is 0.9 ± 0.006 (1 SE);
+    # a 4-SE band cannot be missed by chance in practice.
+    share = held / (12 * n_draws)
+    assert abs(share - 0.9) < 4 * np.sqrt(0.9 * 0.1 / (12 * n_draws))
+    jitter = pd.concat([draw_visits(schedule, rng) for _ in range(50)])
+    assert (jitter.loc[jitter["nominal"] == 365, "time"] != 365).mean() > 0.9
+
+
+def test_cohort_rows_have_pre_infusion_tumor_and_blq_tails(cohort: Path) -> None:
+    obs = pd.read_csv(cohort / "observations.csv", keep_default_na=True)
+    for _, rows in obs.groupby("subject"):
+        assert (rows.loc[rows["analyte"] == "tumor", "time"] < 0).sum() == 2
+        assert not (rows.loc[rows["analyte"] == "car_t", "time"] < 0).any()
+    blq = obs["blq"] == 1
+    assert obs.loc[blq, "value"].isna().all() and obs.loc[~blq, "value"].notna().all()
+    assert (obs.loc[~blq, "value"] >= obs.loc[~blq, "lloq"]).all()
+    car_t = obs[obs["analyte"] == "car_t"]
+    late = car_t[car_t["time"] > 50]
+    assert late["blq"].sum() > 0, "expected BLQ results in the CAR T contraction tail"
+    assert set(car_t["lloq"]) == {5.0}
+
+
+def test_assay_noise_has_the_stated_log_sd() -> None:
+    model = get_model(*PP)
+    params = {
+        "growth_rate": 0.005,
+        "carrying_capacity": 1.9,
+        "kill_rate": 0.6,
+        "proliferation_rate": 1.6,
+        "death_rate": 0.13,
+    }
+    times = np.linspace(5.0, 25.0, 400)
+    log_y0 = np.log([1.0, 3e-4])
+    obs = simulate_observations(model, params, log_y0, {"car_t": times}, np.random.default_rng(3))
+    truth = 1e4 * np.exp(solve_reference(model, params, log_y0, times)[:, 1])
+    assert obs["blq"].sum() == 0  # all far above LLOQ in this window
+    resid = np.log(obs["value"].to_numpy() / truth)
+    # SD 0.4, n = 400: the sample SD has SE 0.4/sqrt(800) = 0.014; 4 SE band. Mean 0 ± 4 SE.
+    assert abs(resid.std() - 0.4) < 0.06 and abs(resid.mean()) < 4 * 0.4 / 20
+
+
+def test_blq_flags_follow_the_lloq_and_pre_infusion_follows_the_closed_form() -> None:
+    model = get_model(*PP)
+    params = {
+        "growth_rate": 0.01,
+        "carrying_capacity": 2.0,
+        "kill_rate": 0.6,
+        "proliferation_rate": 1.6,
+        "death_rate": 0.13,
+    }
+    exact = CohortDesign()
+    exact = replace(
+        exact, assays={k: replace(a, log_sd=0.0, significant=12) for k, a in exact.assays.items()}
+    )
+    log_y0 = np.log([0.5, 3e-4])
+    obs = simulate_observations(
+        model,
+        params,
+        log_y0,
+        {"tumor": [-60.0, -28.0, -7.0], "car_t": [0.0, 1.0, 300.0]},
+        np.random.default_rng(0),
+        design=exact,
+    )
+    tumor = obs[obs["analyte"] == "tumor"]
+    t = tumor["time"].to_numpy()
+    # Gompertz backwards: ln B(t) = ln K + (ln B0 - ln K) e^{-r t}
+    expected = 40 * np.exp(np.log(2.0) + (np.log(0.5) - np.log(2.0)) * np.exp(-0.01 * t))
+    np.testing.assert_allclose(tumor["value"], expected, rtol=1e-9)
+    car_t = obs[obs["analyte"] == "car_t"].set_index("time")
+    assert car_t.loc[0.0, "blq"] == 1 and np.isnan(car_t.loc[0.0, "value"])  # 3 < LLOQ 5
+    assert car_t.loc[1.0, "blq"] == 0 and car_t.loc[1.0, "value"] >= 5.0
+
+
+def test_truth_metrics_agree_with_a_direct_solve(cohort: Path) -> None:
+    model = get_model(*PP)
+    truth = pd.read_csv(cohort / "truth.csv")
+    for _, row in truth.iterrows():
+        params = {n: row[f"scaled_{n}"] for n in model.parameter_names}
+        log_y0 = [row[f"init_{s}"] for s in model.states]
+        # an independent grid to the end of follow-up (365 + 10 % of the last 95-day gap)
+        t = np.linspace(0.0, 374.5, 37451)
+        y = solve_reference(model, params, log_y0, t)
+        car_t, tumor = 1e4 * np.exp(y[:, 1]), 40 * np.exp(y[:, 0])
+        early = t <= 28
+        # trapezoid on a 0.01-day vs the metric grid, grid maxima: agree to ~1e-4 relative
+        assert row["cmax"] == pytest.approx(car_t.max(), rel=1e-3)
+        assert row["auc_0_28"] == pytest.approx(np.trapezoid(car_t[early], t[early]), rel=1e-3)
+        assert row["c_day28"] == pytest.approx(car_t[early][-1], rel=1e-6)
+        assert row["killing_exposure"] == pytest.approx(
+            np.trapezoid(params["kill_rate"] * car_t / 1e4, t), rel=1e-3
+        )
+        nadir = np.log10(tumor[0] / tumor.min())
+        assert row["tumor_nadir_log10_reduction"] == pytest.approx(nadir, rel=1e-3, abs=1e-3)
+        assert row["tumor_day0"] == pytest.approx(tumor[0], rel=1e-9)
+        # measured units: k_meas * C_meas == k_scaled * C_scaled, p_meas * B_meas == p * B
+        assert row["measured_kill_rate"] * 1e4 == pytest.approx(row["scaled_kill_rate"])
+        assert row["measured_proliferation_rate"] * 40 == pytest.approx(
+            row["scaled_proliferation_rate"]
+        )
+        assert row["c_ctrl"] == pytest.approx(
+            row["measured_growth_rate"] / row["measured_kill_rate"]
+        )
+
+
+def test_cd28_subjects_peak_earlier_and_contract_faster() -> None:
+    _, subjects, truth = simulate_tables(*PP, n_subjects=40, seed=2)
+    normal = truth[~truth["low_fitness"]]
+    by = normal.groupby("costim")
+    assert by["tmax"].median()["CD28"] < by["tmax"].median()["4-1BB"]
+    assert by["scaled_death_rate"].median()["CD28"] > by["scaled_death_rate"].median()["4-1BB"]
+    assert (subjects["best_response"] == "CR").any()
+
+
+def test_bad_requests_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(CartfitError, match="at least 1"):
+        simulate_cohort(*PP, n_subjects=0, seed=1, out=tmp_path / "x")
+    with pytest.raises(CartfitError, match="seed"):
+        simulate_cohort(*PP, n_subjects=2, seed=-1, out=tmp_path / "x")
+    with pytest.raises(CartfitError, match="unknown growth law"):
+        simulate_cohort("predator_prey", "linear", n_subjects=2, seed=1, out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    rc = main(
+        [
+            "simulate",
+            "--model",
+            "predator_prey",
+            "--growth",
+            "gompertz",
+            "--subjects",
+            "0",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
+    assert rc == 2
+
+
+def test_assay_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Assay("car_t", "copies/ug", scale=1e4, log_sd=0.4, lloq=0.0)
