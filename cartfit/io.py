@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "atomic_dir",
     "atomic_path",
+    "copy_file",
     "read_bytes",
     "read_text",
     "read_yaml",
@@ -129,13 +130,20 @@ def write_yaml(data: Any, path: str | os.PathLike[str]) -> None:
     write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), path)
 
 
+def copy_file(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Copy the bytes of ``source`` to ``path`` atomically."""
+    data = read_bytes(source)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """Read a regular file's bytes; an unreadable path raises :class:`CartfitError`."""
     p = Path(path)
-    if p.is_dir():
-        raise CartfitError(f"{p}: is a folder (expected a file)")
     try:
         return p.read_bytes()
+    except IsADirectoryError:
+        raise CartfitError(f"{p}: is a folder (expected a file)") from None
     except FileNotFoundError:
         raise CartfitError(f"{p}: no such file") from None
     except OSError as err:
@@ -149,7 +157,7 @@ def read_text(path: str | os.PathLike[str]) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise CartfitError(
-            f"{path}: is not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r}); "
+            f"{path}: is not UTF-8 text (byte {err.start}: {raw[err.start : err.start + 1]!r}); "
             "save it as UTF-8"
         ) from None
 
@@ -214,4 +222,3 @@ def write_cohort(
             )
         load_cohort(tmp, display_path=final)
     return final
-

@@ -79,8 +79,9 @@ def _talbot_tail(thr: NDArray, n, sf, m_f, w, m_s) -> tuple[NDArray, NDArray]:
 
 
 def _log1mexp(x: NDArray) -> NDArray:
-    """``log(1 - exp(x))`` for ``x <= 0``."""
-    return np.where(x > -0.693, np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+    """``log(1 - exp(x))`` for ``x <= 0`` (``-inf`` at ``x = 0``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > -0.693, np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
 
 
 class _Cgf:

@@ -28,10 +28,18 @@ Definitions (per posterior draw, horizon :math:`h` in days)
 * ``p_relapse``: :math:`\max_{t_r < t \le h} P(Z_A(t) + Z_N(t) \ge N)` over check times — the
   probability that the tumour is back above :math:`N` by :math:`h` (exact for a tumour that
   regrows monotonically after :math:`t_r`, a lower bound otherwise); 0 without response.
-* ``p_relapse_antigen_neg`` / ``_pos``: split of ``p_relapse`` by which part crosses :math:`N`
-  first (the part that dominates at relapse): with :math:`G_X(t)` the running maximum of
-  :math:`P(Z_X(t) \ge N)`, the antigen-negative share is
-  :math:`\sum \Delta G_N (1 - \bar G_A) / \sum [\Delta G_N (1 - \bar G_A) + \Delta G_A (1-\bar G_N)]`.
+* ``p_relapse_antigen_neg`` / ``_pos``: split of ``p_relapse`` by the part that dominates when
+  the total crosses :math:`N`. With monotone regrowth that is the part that first reaches
+  :math:`N/2`, so with :math:`G_X(t)` the running maximum of :math:`P(Z_X(t) \ge N/2)` from the
+  time the mean tumour is below :math:`N/2` (the two parts are independent), the
+  antigen-negative share is
+
+  .. math::
+
+      \frac{\sum \Delta G_N (1 - \bar G_A)}
+      {\sum \Delta G_N (1 - \bar G_A) + \sum \Delta G_A (1 - \bar G_N)}
+
+  (the mean antigen-negative share at :math:`h` when neither part gets there).
 * ``p_cure``: :math:`P(Z_A(h) = 0,\ Z_N(h) = 0)` — no tumour cell of either kind left at
   :math:`h`.
 
@@ -158,7 +166,7 @@ def _mean_neg(rates: BranchingRates) -> NDArray:
 
 
 def _tails_at(rates: BranchingRates, fine: tuple, k: int, thr: NDArray) -> tuple[NDArray, ...]:
-    """``P(total >= N)``, ``P(pos >= N)``, ``P(neg >= N)``, ``P(total = 0)`` at node ``k``."""
+    """``P(total >= N)``, ``P(pos >= N/2)``, ``P(neg >= N/2)``, ``P(total = 0)`` at node ``k``."""
     s_a, m_a = survival_to(rates.times, rates.pos_birth, rates.pos_death, k)
     t_fine, lam_n, mu_n = fine
     s_n, m_n = survival_to(t_fine, lam_n, mu_n, 2 * k)
@@ -166,10 +174,10 @@ def _tails_at(rates: BranchingRates, fine: tuple, k: int, thr: NDArray) -> tuple
     stream = (rates.immigration[..., :k] * dt * s_n[..., 1 : 2 * k : 2], m_n[..., 1 : 2 * k : 2])
     pos = (rates.pos_founders[..., None], s_a[..., :1], m_a[..., :1])
     neg = (rates.neg_founders[..., None], s_n[..., :1], m_n[..., :1])
-    both = tuple(np.concatenate([p, q], axis=-1) for p, q in zip(pos, neg))
+    both = tuple(np.concatenate([p, q], axis=-1) for p, q in zip(pos, neg, strict=True))
     total, p0 = compound_tail(thr, founders=both, stream=stream)
-    only_pos, _ = compound_tail(thr, founders=pos)
-    only_neg, _ = compound_tail(thr, founders=neg, stream=stream)
+    only_pos, _ = compound_tail(0.5 * thr, founders=pos)
+    only_neg, _ = compound_tail(0.5 * thr, founders=neg, stream=stream)
     return total, only_pos, only_neg, p0
 
 
@@ -190,32 +198,37 @@ def branching_relapse(
         raise ValueError(f"horizons {hz.tolist()} must be grid times (grid ends at {t[-1]:g})")
     lead = rates.pos_founders.shape
     thr = np.broadcast_to(np.asarray(threshold, float), lead)
-    mean_total = rates.pos_founders[..., None] * np.exp(
-        -np.concatenate([np.zeros((*lead, 1)), np.cumsum(
-            (rates.pos_death - rates.pos_birth) * np.diff(t), -1)], -1)
-    ) + _mean_neg(rates)
+    mean_neg = _mean_neg(rates)
+    growth = np.cumsum((rates.pos_birth - rates.pos_death) * np.diff(t), -1)
+    mean_pos = rates.pos_founders[..., None] * np.exp(
+        np.concatenate([np.zeros((*lead, 1)), growth], -1)
+    )
+    mean_total = mean_pos + mean_neg
     below = mean_total < thr[..., None]
     k_resp = np.where(below.any(-1), np.argmax(below, -1), len(t))
-    checks = np.unique(np.concatenate(
-        [np.searchsorted(t, np.arange(check_every, t[-1] + 1e-9, check_every)), k_h, [0]]
-    ))
+    # the race to N/2 starts once the mean tumour is below N/2 after the response
+    half = below & (mean_total < 0.5 * thr[..., None])
+    k_half = np.where(half.any(-1), np.argmax(half, -1), len(t))
+    checks = np.unique(
+        np.concatenate(
+            [np.searchsorted(t, np.arange(check_every, t[-1] + 1e-9, check_every)), k_h, [0]]
+        )
+    )
     checks = checks[checks < len(t)]
     fine = _refine(t, rates.neg_birth, rates.neg_death)
     tails = np.stack([np.stack(_tails_at(rates, fine, int(k), thr), -1) for k in checks], -2)
-    after = checks > k_resp[..., None]
-    f_t, f_a, f_n = (np.maximum.accumulate(np.where(after, tails[..., i], 0.0), -1)
-                     for i in range(3))
-    d_n = np.diff(f_n, prepend=0.0, axis=-1)
-    d_a = np.diff(f_a, prepend=0.0, axis=-1)
-    prev_a = np.concatenate([np.zeros((*lead, 1)), f_a[..., :-1]], -1)
-    prev_n = np.concatenate([np.zeros((*lead, 1)), f_n[..., :-1]], -1)
-    race_n = np.cumsum(d_n * (1.0 - 0.5 * (prev_a + f_a)), -1)
-    race_a = np.cumsum(d_a * (1.0 - 0.5 * (prev_n + f_n)), -1)
+    f_t = np.maximum.accumulate(np.where(checks > k_resp[..., None], tails[..., 0], 0.0), -1)
+    racing = checks > k_half[..., None]
+    g_a, g_n = (np.maximum.accumulate(np.where(racing, tails[..., i], 0.0), -1) for i in (1, 2))
+    prev_a = np.concatenate([np.zeros((*lead, 1)), g_a[..., :-1]], -1)
+    prev_n = np.concatenate([np.zeros((*lead, 1)), g_n[..., :-1]], -1)
+    race_n = np.cumsum((g_n - prev_n) * (1.0 - 0.5 * (prev_a + g_a)), -1)
+    race_a = np.cumsum((g_a - prev_a) * (1.0 - 0.5 * (prev_n + g_n)), -1)
     idx = np.searchsorted(checks, k_h)
     p_rel = f_t[..., idx]
     rn, ra = race_n[..., idx], race_a[..., idx]
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(rn + ra > 0, rn / (rn + ra), 0.5)
+        share = np.where(rn + ra > 0, rn / (rn + ra), mean_neg[..., k_h] / mean_total[..., k_h])
     return {
         "p_relapse": p_rel,
         "p_relapse_antigen_pos": p_rel * (1.0 - share),

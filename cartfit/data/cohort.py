@@ -99,16 +99,19 @@ class Cohort:
             )
         obs = self.observations[self.observations["subject"].isin(wanted)].reset_index(drop=True)
         units = {a: u for a, u in self.units.items() if a in set(obs["analyte"])}
-        return replace(self, observations=obs, subjects=self.subjects.loc[sorted(set(wanted))],
-                       units=units)
+        return replace(
+            self, observations=obs, subjects=self.subjects.loc[sorted(set(wanted))], units=units
+        )
 
     def series(self, subject: str, analyte: str) -> SubjectSeries:
         """Time-sorted measurements of one subject and analyte (empty arrays when none)."""
         obs = self.observations
         rows = obs[(obs["subject"] == subject) & (obs["analyte"] == analyte)]
         return SubjectSeries(
-            time=rows["time"].to_numpy(float), value=rows["value"].to_numpy(float),
-            lloq=rows["lloq"].to_numpy(float), blq=rows["blq"].to_numpy(bool),
+            time=rows["time"].to_numpy(float),
+            value=rows["value"].to_numpy(float),
+            lloq=rows["lloq"].to_numpy(float),
+            blq=rows["blq"].to_numpy(bool),
         )
 
     def baseline(self, subject: str, analyte: str) -> float:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cartfit.data.csvfile import suggest
+from cartfit.data.csvfile import path_kind, suggest
 from cartfit.data.schema import META_DEFAULTS, META_KEYS
 from cartfit.errors import Problem
 
@@ -28,10 +29,14 @@ def check_meta(path: Path, file: str, problems: list[Problem]) -> dict[str, Any]
     a text entry that is not text) are appended to ``problems`` at the key's line.
     """
     meta = dict(META_DEFAULTS)
-    if not path.exists():
+    kind = path_kind(path)
+    if kind == "missing":
         return meta
-    if not path.is_file():
-        problems.append(Problem(file, 0, "", "is not a regular file", "a YAML file"))
+    if kind != "file":
+        message = {"folder": "is a folder", "other": "is not a regular file"}.get(
+            kind, f"is {kind}"
+        )
+        problems.append(Problem(file, 0, "", message, "a YAML file"))
         return meta
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -49,8 +54,15 @@ def check_meta(path: Path, file: str, problems: list[Problem]) -> dict[str, Any]
     if root is None:
         return meta
     if not isinstance(root, yaml.MappingNode):
-        problems.append(Problem(file, root.start_mark.line + 1, "", "is not a mapping",
-                                "key: value lines, keys among " + ", ".join(_KEYS)))
+        problems.append(
+            Problem(
+                file,
+                root.start_mark.line + 1,
+                "",
+                "is not a mapping",
+                "key: value lines, keys among " + ", ".join(_KEYS),
+            )
+        )
         return meta
     seen: set[str] = set()
     for key_node, value_node in root.value:
@@ -59,8 +71,9 @@ def check_meta(path: Path, file: str, problems: list[Problem]) -> dict[str, Any]
         if key not in _KEYS:
             close = suggest(key, list(_KEYS))
             hint = f"; did you mean {close!r}?" if close else ""
-            problems.append(Problem(file, line, key, "unknown key",
-                                    "one of " + ", ".join(_KEYS) + hint))
+            problems.append(
+                Problem(file, line, key, "unknown key", "one of " + ", ".join(_KEYS) + hint)
+            )
             continue
         if key in seen:
             problems.append(Problem(file, line, key, "key appears twice", "each key once"))
@@ -70,10 +83,20 @@ def check_meta(path: Path, file: str, problems: list[Problem]) -> dict[str, Any]
         if value is None:
             continue
         if _KEYS[key].positive_number:
+            if isinstance(value, str):  # YAML 1.1 reads 1e9 (no dot) as text
+                with contextlib.suppress(ValueError):
+                    value = float(value)
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             if not ok or not math.isfinite(value) or value <= 0:
-                problems.append(Problem(file, line, key, f"{value!r} is not a positive number",
-                                        "a number > 0: " + _KEYS[key].meaning))
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        key,
+                        f"{value!r} is not a positive number",
+                        "a number > 0: " + _KEYS[key].meaning,
+                    )
+                )
                 continue
             meta[key] = float(value)
         elif isinstance(value, str | int | float) and not isinstance(value, bool):

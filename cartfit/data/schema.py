@@ -15,7 +15,9 @@ SUBJECTS_FILE = "subjects.csv"
 META_FILE = "cohort.yaml"
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-ID_EXPECTED = "a safe id: letters, digits, '_', '.', '-', starting with a letter or digit, ≤ 64 characters"
+ID_EXPECTED = (
+    "a safe id: letters, digits, '_', '.', '-', starting with a letter or digit, ≤ 64 characters"
+)
 
 ANALYTES: dict[str, str] = {
     "car_t": "CAR T cells in peripheral blood",
@@ -86,15 +88,21 @@ META_KEYS: tuple[MetaKey, ...] = (
     MetaKey("license", "", False, "licence of the data"),
     MetaKey("notes", "", False, "free text"),
     MetaKey(
-        "car_t_cells_per_unit", None, True,
+        "car_t_cells_per_unit",
+        None,
+        True,
         "CAR T cells per unit of the car_t measurement, used only to report in cells",
     ),
     MetaKey(
-        "tumor_cells_per_unit", None, True,
+        "tumor_cells_per_unit",
+        None,
+        True,
         "tumour cells per unit of the tumor measurement, used only to report in cells",
     ),
     MetaKey(
-        "relapse_threshold", None, True,
+        "relapse_threshold",
+        None,
+        True,
         "tumour level (tumor unit) above which a return of the tumour counts as relapse",
     ),
 )

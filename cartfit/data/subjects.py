@@ -29,16 +29,30 @@ def check_subjects(table: TextTable, problems: list[Problem]) -> pd.DataFrame:
     out["subject"] = c.ids(table, "subject", problems)
     for name, (required, minimum, strict, expected) in _NUMERIC.items():
         if required or name in cells.columns:
-            out[name] = c.numbers(table, name, problems, required=required, minimum=minimum,
-                                  strict=strict, expected=expected)
+            out[name] = c.numbers(
+                table,
+                name,
+                problems,
+                required=required,
+                minimum=minimum,
+                strict=strict,
+                expected=expected,
+            )
     if "costim" in cells.columns:
-        out["costim"] = c.choices(table, "costim", COSTIMS, problems, required=False,
-                                  what="co-stimulatory domain")
+        out["costim"] = c.choices(
+            table, "costim", COSTIMS, problems, required=False, what="co-stimulatory domain"
+        )
     else:
         out["costim"] = None
     if "relapse_antigen" in cells.columns:
-        out["relapse_antigen"] = c.choices(table, "relapse_antigen", RELAPSE_ANTIGENS, problems,
-                                           required=False, what="relapse antigen status")
+        out["relapse_antigen"] = c.choices(
+            table,
+            "relapse_antigen",
+            RELAPSE_ANTIGENS,
+            problems,
+            required=False,
+            what="relapse antigen status",
+        )
     known = {col.name for col in SUBJECT_COLUMNS}
     for name in cells.columns:
         if name not in known and name != "line":
@@ -52,9 +66,15 @@ def check_subjects(table: TextTable, problems: list[Problem]) -> pd.DataFrame:
         if subject is None:
             continue
         if subject in first:
-            problems.append(Problem(file, int(line), "subject",
-                                    f"subject {subject} is listed again (first on line {first[subject]})",
-                                    "one row per subject"))
+            problems.append(
+                Problem(
+                    file,
+                    int(line),
+                    "subject",
+                    f"subject {subject} is listed again (first on line {first[subject]})",
+                    "one row per subject",
+                )
+            )
             continue
         first[subject] = int(line)
         keep.append(i)

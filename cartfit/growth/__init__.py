@@ -13,7 +13,9 @@ def get_growth_law(name: str) -> GrowthLaw:
     try:
         return GROWTH_LAWS[name]
     except KeyError:
-        raise ValueError(f"unknown growth law {name!r}; expected one of {sorted(GROWTH_LAWS)}") from None
+        raise ValueError(
+            f"unknown growth law {name!r}; expected one of {sorted(GROWTH_LAWS)}"
+        ) from None
 
 
 __all__ = ["GROWTH_LAWS", "EXPONENTIAL", "GOMPERTZ", "LOGISTIC", "GrowthLaw", "get_growth_law"]

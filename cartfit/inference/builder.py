@@ -68,6 +68,7 @@ def _subject_log_params(model: ODEModel, data: FitData, population: bool):
     eta = pm.Normal("eta", 0.0, 1.0, dims=("subject", "parameter"))
     log_theta = mu + omega * eta
     for name, x in covariate_matrix(data).items():
+        x = x.to_numpy()
         beta = pm.Normal(f"beta_{name}", 0.0, P.BETA_SD, dims="parameter")
         log_theta = log_theta + x[:, None] * beta
     return log_theta

@@ -23,7 +23,9 @@ from cartfit import __version__
 from cartfit.errors import CartfitError
 from cartfit.inference.builder import build_model, covariate_matrix
 from cartfit.inference.data import FitData, prepare
+from cartfit.inference import priors as P
 from cartfit.inference.diagnostics import Diagnostics, diagnose
+from cartfit.inference.predict import observation_means, pointwise_loglik
 from cartfit.models import get_model
 from cartfit.models.base import ODEModel
 
@@ -92,19 +94,33 @@ def _natural(log_scaled: np.ndarray, scale: np.ndarray) -> np.ndarray:
 def assemble(idata, pm_model: pm.Model, model: ODEModel, data: FitData, settings: FitSettings,
              cohort, population: bool, diagnostics: Diagnostics) -> xr.DataTree:
     """Add log-likelihood, posterior predictive, data groups and provenance to a sampled tree."""
-    with pm_model:
-        idata = pm.compute_log_likelihood(idata, var_names=["y"], progressbar=False)
-        ppc = pm.sample_posterior_predictive(
-            idata, var_names=["y"], random_seed=settings.seed + 1, progressbar=False
-        )
     obs = data.obs
+    post_ds = idata["posterior"].to_dataset()
+    draws = {k: post_ds[k].stack(sample=("chain", "draw")).transpose("sample", ...).values
+             for k in ("theta", "log_y0", "sigma")}
+    n_chain, n_draw = post_ds.sizes["chain"], post_ds.sizes["draw"]
+    mu = observation_means(model, draws["theta"], draws["log_y0"], obs["subject_idx"].to_numpy(),
+                           obs["time"].to_numpy(dtype=float), obs["analyte"].to_numpy(),
+                           settings.rtol, settings.atol)
+    sigma = draws["sigma"][:, obs["analyte_idx"].to_numpy()]
+    log_value = obs["log_value"].to_numpy()
+    blq = obs["blq"].to_numpy(dtype=bool)
+    loglik = pointwise_loglik(mu, sigma, log_value, blq, settings.likelihood)
+    rng = np.random.default_rng(settings.seed + 1)
+    noise = rng.standard_normal(mu.shape)
+    if settings.likelihood == "student_t":
+        noise = rng.standard_t(P.STUDENT_T_NU, mu.shape)
     scale = obs["analyte"].map(data.scales).to_numpy()
-    ppc_y = ppc["posterior_predictive"]["y"]
+    shape = (n_chain, n_draw, len(obs))
+    dims = ("chain", "draw", "obs")
+    coords = {"chain": post_ds["chain"].values, "draw": post_ds["draw"].values, "obs": np.arange(len(obs))}
+    ppc_y = xr.DataArray(_natural((mu + sigma * noise).reshape(shape), scale), dims=dims, coords=coords)
+    ll_y = xr.DataArray(loglik.reshape(shape), dims=dims, coords=coords)
     post = idata["posterior"].to_dataset().drop_vars(["mu_obs"], errors="ignore")
     groups = {
         "posterior": post,
-        "posterior_predictive": xr.Dataset({"y": ppc_y.copy(data=_natural(ppc_y.values, scale))}),
-        "log_likelihood": idata["log_likelihood"].to_dataset()[["y"]],
+        "posterior_predictive": xr.Dataset({"y": ppc_y}),
+        "log_likelihood": xr.Dataset({"y": ll_y}),
         "observed_data": xr.Dataset({"y": ("obs", _natural(obs["log_value"].to_numpy(), scale))},
                                     coords={"obs": np.arange(len(obs))}),
         "constant_data": xr.Dataset(

@@ -49,16 +49,38 @@ STATUS_OK = 0
 STATUS_FAILED = 1
 
 
-def _make_augmented_rhs(rhs: Callable, jac: Callable, n_s: int, n_p: int, with_sens: bool):
+def _in_place_kernels(model: ODEModel):
+    """``(rhs_into, jac_into)`` of a model: its own, or wrappers of its pure rhs/jac."""
+    if model.rhs_into is not None and model.jac_into is not None:
+        return model.rhs_into, model.jac_into
+    rhs, jac = model.rhs, model.jac
+
+    @numba.njit
+    def rhs_into(t, y, p, out):
+        out[:] = rhs(t, y, p)
+
+    @numba.njit
+    def jac_into(t, y, p, jy, jp):
+        a, b = jac(t, y, p)
+        jy[:, :] = a
+        jp[:, :] = b
+
+    return rhs_into, jac_into
+
+
+def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
     n_q = n_p + n_s
+    rhs_into, jac_into = _in_place_kernels(model)
 
     if with_sens:
 
         @numba.njit
-        def aug(t, z, p, out):
+        def aug(t, z, p, out, jy, jp):
             y = z[:n_s]
-            out[:n_s] = rhs(t, y, p)
-            jy, jp = jac(t, y, p)
+            rhs_into(t, y, p, out[:n_s])
+            jy[:, :] = 0.0
+            jp[:, :] = 0.0
+            jac_into(t, y, p, jy, jp)
             for i in range(n_s):
                 base = n_s + i * n_q
                 for j in range(n_q):
@@ -72,8 +94,8 @@ def _make_augmented_rhs(rhs: Callable, jac: Callable, n_s: int, n_p: int, with_s
     else:
 
         @numba.njit
-        def aug(t, z, p, out):
-            out[:n_s] = rhs(t, z[:n_s], p)
+        def aug(t, z, p, out, jy, jp):
+            rhs_into(t, z[:n_s], p, out[:n_s])
 
     return aug
 
@@ -82,7 +104,7 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
     n_s, n_p = model.n_states, model.n_params
     n_q = n_p + n_s
     n_z = n_s + (n_s * n_q if with_sens else 0)
-    aug = _make_augmented_rhs(model.rhs, model.jac, n_s, n_p, with_sens)
+    aug = _make_augmented_rhs(model, n_s, n_p, with_sens)
 
     @numba.njit
     def solve_one(p, y0, times, n_t, rtol, atol, max_steps, ys, sens):
@@ -94,8 +116,9 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
         k1, k2, k3, k4 = np.empty(n_z), np.empty(n_z), np.empty(n_z), np.empty(n_z)
         k5, k6, k7 = np.empty(n_z), np.empty(n_z), np.empty(n_z)
         zt, znew = np.empty(n_z), np.empty(n_z)
+        jy, jp = np.zeros((n_s, n_s)), np.zeros((n_s, n_p))
         t = 0.0
-        aug(t, z, p, k1)
+        aug(t, z, p, k1, jy, jp)
         # initial step: a small fraction of the first interval (Hairer's h0 heuristic, simplified)
         d0 = 0.0
         d1 = 0.0
@@ -121,26 +144,26 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
                     h_try = h
                 for i in range(n_z):
                     zt[i] = z[i] + h_try * A21 * k1[i]
-                aug(t + C2 * h_try, zt, p, k2)
+                aug(t + C2 * h_try, zt, p, k2, jy, jp)
                 for i in range(n_z):
                     zt[i] = z[i] + h_try * (A31 * k1[i] + A32 * k2[i])
-                aug(t + C3 * h_try, zt, p, k3)
+                aug(t + C3 * h_try, zt, p, k3, jy, jp)
                 for i in range(n_z):
                     zt[i] = z[i] + h_try * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i])
-                aug(t + C4 * h_try, zt, p, k4)
+                aug(t + C4 * h_try, zt, p, k4, jy, jp)
                 for i in range(n_z):
                     zt[i] = z[i] + h_try * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
-                aug(t + C5 * h_try, zt, p, k5)
+                aug(t + C5 * h_try, zt, p, k5, jy, jp)
                 for i in range(n_z):
                     zt[i] = z[i] + h_try * (
                         A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]
                     )
-                aug(t + h_try, zt, p, k6)
+                aug(t + h_try, zt, p, k6, jy, jp)
                 for i in range(n_z):
                     znew[i] = z[i] + h_try * (
                         B1 * k1[i] + B3 * k3[i] + B4 * k4[i] + B5 * k5[i] + B6 * k6[i]
                     )
-                aug(t + h_try, znew, p, k7)
+                aug(t + h_try, znew, p, k7, jy, jp)
                 err = 0.0
                 for i in range(n_s):
                     e = h_try * (

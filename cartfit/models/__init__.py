@@ -2,10 +2,15 @@
 
 from cartfit.growth import get_growth_law
 from cartfit.models.base import ODEModel, Parameter
+from cartfit.models.escape import make_escape
+from cartfit.models.multifate import make_multifate
 from cartfit.models.predator_prey import make_predator_prey
+from cartfit.models.tumor_only import make_tumor_only
 
 _FACTORIES = {
     "predator_prey": make_predator_prey,
+    "multifate": make_multifate,
+    "escape": make_escape,
 }
 _CACHE: dict[tuple[str, str], ODEModel] = {}
 
@@ -22,4 +27,13 @@ def get_model(name: str, growth: str = "gompertz") -> ODEModel:
 
 MODEL_NAMES = tuple(_FACTORIES)
 
-__all__ = ["MODEL_NAMES", "ODEModel", "Parameter", "get_model", "make_predator_prey"]
+__all__ = [
+    "MODEL_NAMES",
+    "ODEModel",
+    "Parameter",
+    "get_model",
+    "make_escape",
+    "make_multifate",
+    "make_predator_prey",
+    "make_tumor_only",
+]

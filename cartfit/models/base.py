@@ -48,6 +48,11 @@ class ODEModel:
         ``numpy`` or ``pytensor.tensor`` so the same expression serves both.
     equations
         The equations in LaTeX, for the report's methods page.
+    rhs_into, jac_into
+        Optional allocation-free kernels ``rhs_into(t, y, params, out)`` and
+        ``jac_into(t, y, params, j_y, j_p)`` (``j_y``, ``j_p`` zeroed by the caller) computing
+        the same quantities as ``rhs`` and ``jac``; when given, the inference solver uses them
+        (about 2x faster for small systems) and ``rhs``/``jac`` must be thin wrappers of them.
     """
 
     name: str
@@ -59,6 +64,8 @@ class ODEModel:
     observables: Mapping[str, Callable[..., Any]]
     equations: str = ""
     extras: Mapping[str, Any] = field(default_factory=dict)
+    rhs_into: Callable[..., Any] | None = None
+    jac_into: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.parameters]

@@ -37,8 +37,12 @@ KILL_RATE = Parameter(
     "kill_rate", "k", "1/(scaled CAR T · day)", "CAR T killing rate per unit CAR T level", 0.5, 1.0
 )
 PROLIFERATION_RATE = Parameter(
-    "proliferation_rate", "p", "1/(scaled tumour · day)",
-    "antigen-driven CAR T proliferation per unit tumour burden", 0.5, 1.0,
+    "proliferation_rate",
+    "p",
+    "1/(scaled tumour · day)",
+    "antigen-driven CAR T proliferation per unit tumour burden",
+    0.5,
+    1.0,
 )
 DEATH_RATE = Parameter("death_rate", "d", "1/day", "CAR T death / contraction rate", 0.1, 1.0)
 
@@ -50,19 +54,16 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
     n_g = growth.n_params
 
     @numba.njit
-    def rhs(t, y, params):
+    def rhs_into(t, y, params, out):
         # du/dt = G(u) - k e^v ;  dv/dt = p e^u - d
         k, p, d = params[n_g], params[n_g + 1], params[n_g + 2]
-        dy = np.empty(2)
-        dy[0] = per_capita(y[0], params[:n_g]) - k * np.exp(y[1])
-        dy[1] = p * np.exp(y[0]) - d
-        return dy
+        out[0] = per_capita(y[0], params[:n_g]) - k * np.exp(y[1])
+        out[1] = p * np.exp(y[0]) - d
 
     @numba.njit
-    def jac(t, y, params):
+    def jac_into(t, y, params, jy, jp):
+        # J_y = [[G'(u), -k e^v], [p e^u, 0]];  J_p: growth block, -e^v, e^u, -1
         k, p = params[n_g], params[n_g + 1]
-        jy = np.zeros((2, 2))
-        jp = np.zeros((2, n_g + 3))
         eu, ev = np.exp(y[0]), np.exp(y[1])
         jy[0, 0] = per_capita_jac(y[0], params[:n_g], jp[0])
         jy[0, 1] = -k * ev
@@ -70,6 +71,18 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
         jp[0, n_g] = -ev
         jp[1, n_g + 1] = eu
         jp[1, n_g + 2] = -1.0
+
+    @numba.njit
+    def rhs(t, y, params):
+        dy = np.empty(2)
+        rhs_into(t, y, params, dy)
+        return dy
+
+    @numba.njit
+    def jac(t, y, params):
+        jy = np.zeros((2, 2))
+        jp = np.zeros((2, n_g + 3))
+        jac_into(t, y, params, jy, jp)
         return jy, jp
 
     def killing_rate(log_states, params):
@@ -87,6 +100,8 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
         parameters=(*growth.parameters, KILL_RATE, PROLIFERATION_RATE, DEATH_RATE),
         rhs=rhs,
         jac=jac,
+        rhs_into=rhs_into,
+        jac_into=jac_into,
         observables={
             "tumor": lambda ly, xp=np: ly[..., 0],
             "car_t": lambda ly, xp=np: ly[..., 1],

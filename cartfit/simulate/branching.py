@@ -60,14 +60,18 @@ def _age_quantile(birth: float, death: float, c: NDArray) -> NDArray:
 
 def _step(rng: np.random.Generator, z: NDArray, birth: float, death: float, dt: float) -> NDArray:
     """Exact transition of independent linear birth–death lineages over ``dt`` days."""
+    out = np.zeros_like(z)
+    live = np.flatnonzero(z)
+    if live.size == 0:
+        return out
     surv = float(_survival(np.asarray(birth), np.asarray(death), np.asarray(dt)))
-    survivors = rng.binomial(z, surv)
+    survivors = rng.binomial(z[live], surv)
     p = min(surv * np.exp(-(birth - death) * dt), 1.0)
-    out = survivors.astype(np.float64)
     alive = survivors > 0
-    if np.any(alive) and p < 1.0:
-        out[alive] += rng.negative_binomial(survivors[alive].astype(float), p)
-    return out.astype(np.int64)
+    if p < 1.0 and np.any(alive):
+        survivors[alive] += rng.negative_binomial(survivors[alive].astype(float), p)
+    out[live] = survivors
+    return out
 
 
 def _arrivals(
@@ -143,3 +147,45 @@ def simulate_lineages(
             rng, n_replicates, nu[i], lam_n[i], mu_n[i], dt
         )
     return pos, neg
+
+
+def outcome_frequencies(
+    times: ArrayLike, pos: NDArray, neg: NDArray, threshold: float, horizons: ArrayLike
+) -> dict[str, NDArray]:
+    """Fractions of simulated replicates with each outcome by each horizon.
+
+    A replicate *responds* at the first grid time its total falls below ``threshold``
+    (cells) and *relapses* at the first later grid time with total ``>= threshold``; the
+    relapse is antigen-negative when ``neg >= pos`` then. *Cure* at a horizon: no cell of
+    either kind left. Returns ``p_relapse``, ``p_relapse_antigen_pos``,
+    ``p_relapse_antigen_neg``, ``p_cure``, ``p_response``, each of shape ``(n_horizons,)``.
+    """
+    t = np.asarray(times, float)
+    total = pos + neg
+    n_t = len(t)
+    below = total < threshold
+    k_resp = np.where(below.any(1), np.argmax(below, 1), n_t)
+    later = (np.arange(n_t)[None, :] > k_resp[:, None]) & (total >= threshold)
+    k_rel = np.where(later.any(1), np.argmax(later, 1), n_t)
+    rows = np.arange(len(total))
+    at = np.minimum(k_rel, n_t - 1)
+    neg_dominant = neg[rows, at] >= pos[rows, at]
+    out: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "p_relapse",
+            "p_relapse_antigen_pos",
+            "p_relapse_antigen_neg",
+            "p_cure",
+            "p_response",
+        )
+    }
+    for h in np.asarray(horizons, float):
+        k = int(np.searchsorted(t, h))
+        relapsed = k_rel <= k
+        out["p_relapse"].append(relapsed.mean())
+        out["p_relapse_antigen_pos"].append((relapsed & ~neg_dominant).mean())
+        out["p_relapse_antigen_neg"].append((relapsed & neg_dominant).mean())
+        out["p_cure"].append((total[:, k] == 0).mean())
+        out["p_response"].append((k_resp <= k).mean())
+    return {k: np.asarray(v) for k, v in out.items()}

@@ -32,9 +32,9 @@ from cartfit.errors import CartfitError
 from cartfit.io import atomic_path, write_cohort
 from cartfit.models import get_model
 from cartfit.simulate.design import CohortDesign
-from cartfit.simulate.population import population_for
 from cartfit.simulate.readme import cohort_readme
 from cartfit.simulate.subject import simulate_subject
+from cartfit.simulate.typical_values import population_for
 
 FLOAT_FORMAT = "%.10g"
 

@@ -80,10 +80,20 @@ class Emergence:
     cells_day0: float
 
 
+_POSITIVE, _NEGATIVE, _LOSS = "log_tumor_antigen_pos", "log_tumor_antigen_neg", "antigen_loss_rate"
+
+
 def escape_layout(model: ODEModel) -> EscapeLayout | None:
-    """The antigen-escape layout of ``model``, or ``None`` if it has no antigen-negative state."""
+    """The antigen-escape layout of ``model``, or ``None`` if it has no antigen-negative state.
+
+    Read from ``model.extras["escape"]`` (keys ``positive_state``, ``negative_state``,
+    ``mutation_parameter``) or, failing that, from the state names ``log_tumor_antigen_pos``,
+    ``log_tumor_antigen_neg`` and the parameter ``antigen_loss_rate``.
+    """
     layout = model.extras.get("escape")
     if layout is None:
+        if {_POSITIVE, _NEGATIVE} <= set(model.states) and _LOSS in model.parameter_names:
+            return EscapeLayout(model.states.index(_POSITIVE), model.states.index(_NEGATIVE), _LOSS)
         return None
     return EscapeLayout(
         positive_state=int(layout["positive_state"]),
@@ -145,18 +155,60 @@ def solve_with_emergence(
         * np.exp(states[:, layout.positive_state])
         * clones.cells_per_scaled_tumor
     )
-    birth = np.maximum(clones.birth_rate, net[:-1])
-    _, cells = simulate_lineages(
-        grid, 0, 0.0, 0.0, 0, birth, birth - net[:-1], arrivals[:-1], 1, rng
-    )
-    cells = cells[0]
     day0 = before.size
-    hit = np.flatnonzero(cells >= clones.established_cells)
-    if hit.size == 0:
+    hit, cells = _until_established(grid, net, arrivals, clones, rng)
+    if hit is None:
         return Emergence(quiet, float("nan"), float(cells[day0]))
-    k = max(int(hit[0]), day0)
+    if hit < day0:  # established before infusion: deterministic growth up to day 0
+        growth = np.trapezoid(net[hit : day0 + 1], grid[hit : day0 + 1])
+        cells_day0 = cells[hit] * np.exp(growth)
+    else:
+        cells_day0 = cells[day0]
+    k = max(hit, day0)
     y_est = states[k].copy()
-    y_est[layout.negative_state] = np.log(cells[k] / clones.cells_per_scaled_tumor)
+    y_est[layout.negative_state] = np.log(
+        (cells_day0 if k == day0 else cells[k]) / clones.cells_per_scaled_tumor
+    )
     out = quiet.copy()
     out[k - day0 :] = solve_reference(model, params, y_est, grid[k:], t0=float(grid[k]))
-    return Emergence(out, float(grid[int(hit[0])]), float(cells[day0]))
+    return Emergence(out, float(grid[hit]), float(cells_day0))
+
+
+def _until_established(
+    grid: NDArray,
+    net: NDArray,
+    arrivals: NDArray,
+    clones: CloneSettings,
+    rng: np.random.Generator,
+    chunk: int = 64,
+) -> tuple[int | None, NDArray]:
+    """Antigen-negative cell counts on ``grid`` until the first reaches the established size.
+
+    Returns the index of establishment (or ``None``) and the counts (zero after that index).
+    The exact simulation runs chunk by chunk so that it stops once the clone is established.
+    """
+    birth = np.maximum(clones.birth_rate, net[:-1])
+    death = birth - net[:-1]
+    cells = np.zeros(grid.size)
+    start = 0
+    while start < grid.size - 1:
+        stop = min(start + chunk, grid.size - 1)
+        seg = slice(start, stop)
+        _, count = simulate_lineages(
+            grid[start : stop + 1],
+            0,
+            0.0,
+            0.0,
+            int(cells[start]),
+            birth[seg],
+            death[seg],
+            arrivals[:-1][seg],
+            1,
+            rng,
+        )
+        cells[start : stop + 1] = count[0]
+        hit = np.flatnonzero(count[0] >= clones.established_cells)
+        if hit.size:
+            return start + int(hit[0]), cells
+        start = stop
+    return None, cells

@@ -1,4 +1,4 @@
-r"""Typical parameter values, between-subject variability and costim effects of virtual patients.
+r"""Between-subject variability and costim effects of virtual patients around typical values.
 
 Each subject's parameter :math:`\theta_{i,j}` (scaled units, see :mod:`cartfit.models.base`) is
 
@@ -19,23 +19,15 @@ units of :data:`TUMOR_SCALE` % marrow blasts (a typical baseline). A parameter's
 measured units is ``scaled * car_t_scale**a * tumor_scale**b`` with the exponents ``(a, b)`` of
 :attr:`PopulationSpec.dims` (e.g. a kill rate per scaled CAR T level has ``a = -1``).
 
-Typical values were chosen so that a 4-1BB subject of typical dose peaks at a few 10⁴
-copies/µg around day 7–10 and contracts at about 0.1–0.2 per day (tisagenlecleucel: typical
-Cmax 24,000 copies/µg at day 9.3, AUC0–28 1.7×10⁵ copies·day/µg, initial decline 0.16/day;
-Stein et al., CPT Pharmacometrics Syst Pharmacol 8:285, 2019), and so that the CD28 subjects
-peak earlier and contract faster (axi-cel: median peak about day 7–9; Kimmel et al., Proc R Soc B
-288:20210229, 2021).
+The typical values of each model are in :mod:`cartfit.simulate.typical_values`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
-
-from cartfit.models.base import ODEModel
 
 CAR_T_SCALE = 1.0e4
 """Measured CAR T units (copies/µg) per scaled unit."""
@@ -102,67 +94,6 @@ class PopulationSpec:
             low_fitness_fraction=max(self.low_fitness_fraction, other.low_fitness_fraction),
             low_fitness_effect={**self.low_fitness_effect, **other.low_fitness_effect},
         )
-
-
-_FROZEN = MappingProxyType
-
-GROWTH_POPULATIONS: Mapping[str, PopulationSpec] = _FROZEN(
-    {
-        "exponential": PopulationSpec(
-            typical={"growth_rate": 0.006},
-            omega={"growth_rate": 0.5},
-        ),
-        "logistic": PopulationSpec(
-            typical={"growth_rate": 0.025, "carrying_capacity": 2.0},
-            omega={"growth_rate": 0.5, "carrying_capacity": 0.08},
-            dims={"carrying_capacity": (0, 1)},
-        ),
-        "gompertz": PopulationSpec(
-            typical={"growth_rate": 0.005, "carrying_capacity": 1.9},
-            omega={"growth_rate": 0.5, "carrying_capacity": 0.08},
-            dims={"carrying_capacity": (0, 1)},
-        ),
-    }
-)
-"""Growth-law parameters; carrying capacity 2.0 scaled = 80 % blasts."""
-
-MODEL_POPULATIONS: Mapping[str, PopulationSpec] = _FROZEN(
-    {
-        "predator_prey": PopulationSpec(
-            typical={"kill_rate": 0.6, "proliferation_rate": 1.6, "death_rate": 0.13},
-            omega={"kill_rate": 0.4, "proliferation_rate": 0.5, "death_rate": 0.35},
-            costim_effect={"CD28": {"proliferation_rate": 1.4, "death_rate": 1.6}},
-            dims={"kill_rate": (-1, 0), "proliferation_rate": (0, -1)},
-            low_fitness_fraction=0.15,
-            low_fitness_effect={"proliferation_rate": 0.12},
-        ),
-    }
-)
-"""Model parameters (the growth law's come from :data:`GROWTH_POPULATIONS`)."""
-
-
-def population_for(model: ODEModel) -> PopulationSpec:
-    """The population spec of a model composed with its growth law.
-
-    Raises
-    ------
-    ValueError
-        If no spec exists or its parameter names differ from ``model.parameter_names``.
-    """
-    if model.name not in MODEL_POPULATIONS or model.growth not in GROWTH_POPULATIONS:
-        raise ValueError(
-            f"no virtual-patient population for model {model.name!r} with growth "
-            f"{model.growth!r}; defined for models {sorted(MODEL_POPULATIONS)} and growth laws "
-            f"{sorted(GROWTH_POPULATIONS)}"
-        )
-    spec = GROWTH_POPULATIONS[model.growth].merged(MODEL_POPULATIONS[model.name])
-    names, keys = set(model.parameter_names), set(spec.typical)
-    if names != keys:
-        raise ValueError(
-            f"population of {model.name!r}: parameters without a typical value "
-            f"{sorted(names - keys)}, typical values without a parameter {sorted(keys - names)}"
-        )
-    return spec
 
 
 def draw_parameters(

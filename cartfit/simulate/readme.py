@@ -48,7 +48,7 @@ def cohort_readme(
         f"- {n} subjects with {design.disease} treated with a CD19 CAR T product: "
         f"{_count(s['costim'] == '4-1BB')} 4-1BB ({design.products['4-1BB']}), "
         f"{_count(s['costim'] == 'CD28')} CD28 ({design.products['CD28']}); doses "
-        f"{s['dose'].min():.2g}–{s['dose'].max():.2g} cells.",
+        f"{s['dose'].min():.1e}–{s['dose'].max():.1e} cells.",
         f"- Observed outcomes (`subjects.csv`): {_count(s['best_response'] == 'CR')} complete "
         f"remissions and {_count(s['best_response'] == 'NR')} non-responders by day "
         f"{design.response_day:g}; {_count(relapse == 'pos')} antigen-positive and "

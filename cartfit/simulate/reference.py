@@ -51,6 +51,7 @@ def solve_reference(
     rtol: float = 1e-10,
     atol: float = 1e-12,
     method: str = "LSODA",
+    max_evaluations: int = 500_000,
 ) -> np.ndarray:
     """Solve a model from ``t0`` and return its log states at ``times``.
 
@@ -72,6 +73,8 @@ def solve_reference(
         hence a relative tolerance on the states themselves.
     method
         Any ``solve_ivp`` method; ``Radau``, ``BDF`` and ``LSODA`` use the model's Jacobian.
+    max_evaluations
+        Give up (:class:`SolverError`) after this many right-hand side evaluations.
 
     Returns
     -------
@@ -81,7 +84,8 @@ def solve_reference(
     Raises
     ------
     SolverError
-        If the integrator fails or returns non-finite values.
+        If the integrator fails, the derivative becomes non-finite or the evaluation budget is
+        spent.
     """
     theta = _param_vector(model, params)
     y0 = np.asarray(log_y0, dtype=float).reshape(-1)
@@ -100,9 +104,17 @@ def solve_reference(
         return np.tile(y0, (t_out.size, 1))
 
     rhs, jac = model.rhs, model.jac
+    n_calls = [0]
 
     def fun(t: float, y: np.ndarray) -> np.ndarray:
-        return rhs(t, y, theta)
+        # stop at the first non-finite derivative: some integrators loop forever on inf/nan
+        dy = rhs(t, y, theta)
+        n_calls[0] += 1
+        if not np.all(np.isfinite(dy)):
+            raise FloatingPointError(f"non-finite derivative at t = {t:.6g}")
+        if n_calls[0] > max_evaluations:
+            raise FloatingPointError(f"more than {max_evaluations} right-hand side evaluations")
+        return dy
 
     kwargs: dict[str, Any] = {}
     if method in _IMPLICIT:

@@ -6,7 +6,8 @@ Subject :math:`i` gets costim 4-1BB (even :math:`i`) or CD28 (odd :math:`i`), a 
 :math:`B_i(0)` and a CAR T level at infusion :math:`C_i(0) = c_D D_i`. For growth laws with a
 carrying capacity :math:`K_i`, :math:`B_i(0) = K_i e^{-x_i}` with
 :math:`\ln x_i \sim \mathcal N(\ln 0.7, 0.5^2)` (always below :math:`K_i`); for exponential
-growth :math:`\ln B_i(0) \sim \mathcal N(0, 0.35^2)` (scaled units).
+growth, which has no ceiling, :math:`\ln B_i(0) \sim \mathcal N(\ln 0.75, 0.3^2)` (scaled
+units), a little lower so that untreated growth stays below 100 % blasts for months.
 
 Four independent random streams per subject (parameters, visits, assay noise, clones) keep one
 part's draws from shifting another's.
@@ -53,7 +54,7 @@ def _baseline_tumor(params: dict[str, float], rng: np.random.Generator) -> float
     if "carrying_capacity" in params:
         x = 0.7 * np.exp(0.5 * rng.standard_normal())
         return float(params["carrying_capacity"] * np.exp(-x))
-    return float(np.exp(0.35 * rng.standard_normal()))
+    return float(0.75 * np.exp(0.3 * rng.standard_normal()))
 
 
 def truth_metrics(
@@ -99,65 +100,99 @@ def simulate_subject(
     r_par, r_visit, r_noise, r_clone = (np.random.default_rng(s) for s in seed.spawn(4))
     costim, dose = _covariates(index, design, r_par)
     params, low_fitness = draw_parameters(spec, model.parameter_names, costim, r_par)
+    covariates = dict(model.extras.get("covariates", {}))  # parameter -> subjects.csv column
+    for name in covariates:
+        params[name] = round(params[name], 4)  # as written, so the file and the truth agree
     tumor0 = _baseline_tumor(params, r_par)
     car_t0 = design.car_t_per_cell_infused * dose / design.car_t_scale
     log_y0 = np.asarray(model.extras["initial_state"](tumor0, car_t0), float)
 
     visits = draw_visits(design.schedule, r_visit)
-    grid = np.union1d(
-        metric_grid(design.schedule.last_day, METRIC_WINDOW), visits["time"][visits["time"] >= 0]
-    )
+    post = visits["time"][visits["time"] >= 0]
+    grid = np.union1d(metric_grid(design.schedule.last_day, METRIC_WINDOW), post)
     clones = None
     if escape_layout(model) is not None:
-        clones = CloneSettings(
-            design.tumor_scale * design.tumor_cells_per_unit,
-            design.clone_birth_rate,
-            design.established_cells,
-        )
+        cells = design.tumor_scale * design.tumor_cells_per_unit
+        clones = CloneSettings(cells, design.clone_birth_rate, design.established_cells)
     trajectory = solve_subject(model, params, log_y0, grid, clones=clones, rng=r_clone)
 
-    analytes = [a for a in design.assays if a in model.observables]
-    parts = []
-    for analyte in analytes:
-        at = visits[visits["car_t"] if analyte == "car_t" else visits["tumor"]]
-        levels = true_log_levels(model, params, trajectory, analyte, at["time"])
-        rows = observation_rows(subject, analyte, at["time"], levels, design, r_noise)
-        rows["nominal"] = at["nominal"].to_numpy()
-        parts.append(rows)
-    obs = pd.concat(parts, ignore_index=True)
-
+    obs = _measure(model, params, trajectory, visits, design, subject, r_noise)
     seen = _observed(obs, design)
-    if not seen.responder:
+    if not seen.responder:  # off study after the response assessment
         obs = obs[obs["nominal"] <= design.response_day]
-    elif np.isfinite(seen.relapse_day):
+    elif np.isfinite(seen.relapse_day):  # off study at relapse
         obs = obs[obs["time"] <= seen.relapse_day]
     obs = obs.drop(columns="nominal").sort_values(["time", "analyte"], kind="stable")
 
-    true = _true(model, trajectory, design)
-    pre = obs[(obs["analyte"] == "tumor") & (obs["time"] < 0)]
+    pre = obs[(obs["analyte"] == "tumor") & (obs["time"] < 0)]["value"].dropna()
     subject_row = {
         "subject": subject,
         "dose": int(dose),
         "costim": costim,
         "product": design.products[costim],
         "disease": design.disease,
-        "baseline_tumor": float(pre["value"].iloc[-1]) if pre["value"].notna().any() else np.nan,
+        "baseline_tumor": float(pre.iloc[-1]) if len(pre) else np.nan,
         "best_response": "CR" if seen.responder else "NR",
         "relapse_day": seen.relapse_day,
         "relapse_antigen": seen.relapse_antigen,
     }
-    measured = to_measured(spec, params, design.car_t_scale, design.tumor_scale)
-    log_y0_true = trajectory.log_states[0]
-    day0 = observables(model, trajectory.log_states[:1])
+    subject_row |= {column: params[name] for name, column in covariates.items()}
     truth = {
         "subject": subject,
         "costim": costim,
         "dose": int(dose),
         "low_fitness": low_fitness,
+        **_true_values(model, spec, params, trajectory, design),
+        "observed_best_response": subject_row["best_response"],
+        "observed_relapse_day": seen.relapse_day,
+        "observed_relapse_antigen": seen.relapse_antigen,
+    }
+    return VirtualSubject(obs.reset_index(drop=True), subject_row, truth)
+
+
+def _measure(
+    model: ODEModel,
+    params: dict[str, float],
+    trajectory: Trajectory,
+    visits: pd.DataFrame,
+    design: CohortDesign,
+    subject: str,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Contract rows of every analyte the model observes, with each visit's nominal day."""
+    parts = []
+    for analyte in (a for a in design.assays if a in model.observables):
+        at = visits[visits["car_t"] if analyte == "car_t" else visits["tumor"]]
+        levels = true_log_levels(model, params, trajectory, analyte, at["time"])
+        rows = observation_rows(subject, analyte, at["time"], levels, design, rng)
+        rows["nominal"] = at["nominal"].to_numpy()
+        parts.append(rows)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _true_values(
+    model: ODEModel,
+    spec: PopulationSpec,
+    params: dict[str, float],
+    trajectory: Trajectory,
+    design: CohortDesign,
+) -> dict[str, Any]:
+    """Parameters, initial states and levels, metrics and outcome of the noise-free subject."""
+    measured = to_measured(spec, params, design.car_t_scale, design.tumor_scale)
+    day0 = observables(model, trajectory.log_states[:1])
+    true = _true(model, trajectory, design)
+    return {
         **{f"scaled_{k}": v for k, v in params.items()},
         **{f"measured_{k}": v for k, v in measured.items()},
-        **{f"init_{s}": float(v) for s, v in zip(model.states, log_y0_true, strict=True)},
-        **{f"{a}_day0": float(design.assays[a].scale * np.exp(day0[a][0])) for a in analytes},
+        **{
+            f"init_{s}": float(v)
+            for s, v in zip(model.states, trajectory.log_states[0], strict=True)
+        },
+        **{
+            f"{a}_day0": float(design.assays[a].scale * np.exp(day0[a][0]))
+            for a in design.assays
+            if a in model.observables
+        },
         **truth_metrics(model, spec, params, trajectory, design),
         "responder": true.responder,
         "remission_day": true.remission_day,
@@ -165,11 +200,7 @@ def simulate_subject(
         "relapse_antigen": true.relapse_antigen,
         "escape_day": trajectory.escape_day,
         "antigen_neg_cells_day0": trajectory.antigen_neg_cells_day0,
-        "observed_best_response": subject_row["best_response"],
-        "observed_relapse_day": seen.relapse_day,
-        "observed_relapse_antigen": seen.relapse_antigen,
     }
-    return VirtualSubject(obs.reset_index(drop=True), subject_row, truth)
 
 
 def _observed(obs: pd.DataFrame, design: CohortDesign) -> Outcome:

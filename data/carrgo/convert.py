@@ -11,14 +11,14 @@ copy of it with the exports in ``raw_xcelligence_exports/``. See README.md for w
 from __future__ import annotations
 
 import argparse
-import math
-import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cartfit.io import atomic_path, write_cohort, write_table
+from cartfit.data import load_cohort
+from cartfit.io import copy_file, write_cohort, write_table
 
 HERE = Path(__file__).resolve().parent
 PLATES = {"2009011552P1R_Export.xlsx": "P1R", "2009011553P2R_Export.xlsx": "P2R"}
@@ -30,7 +30,9 @@ LINES = (
 )
 WELLS = (1, 2)  # plate columns 1-2: no dexamethasone, duplicate wells
 EFFECTOR_TO_TARGET = {2500: "1:5", 1250: "1:10", 500: "1:25"}  # as in the cytometry file names
-SETTLE_HOURS = 1.5  # readings this soon after the plate came back are dropped (the authors' row 100)
+SETTLE_HOURS = (
+    1.5  # readings this soon after the plate came back are dropped (the authors' row 100)
+)
 EVERY = 10  # keep every 10th 15-minute reading: one per 2.5 h, at most 57 per well
 LLOQ = 0.1  # cell index; see README.md
 UNIT = "cell index"
@@ -67,10 +69,17 @@ def well_rows(plate: str, hours: np.ndarray, ci: np.ndarray, subject: str) -> pd
     keep = np.flatnonzero(days >= SETTLE_HOURS / 24.0 - 1e-9)[::EVERY]
     value = ci[keep]
     blq = value < LLOQ
-    return pd.DataFrame({
-        "subject": subject, "time": np.round(days[keep], 5), "analyte": "tumor",
-        "value": np.where(blq, np.nan, value), "unit": UNIT, "lloq": LLOQ, "blq": blq.astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "subject": subject,
+            "time": np.round(days[keep], 5),
+            "analyte": "tumor",
+            "value": np.where(blq, np.nan, value),
+            "unit": UNIT,
+            "lloq": LLOQ,
+            "blq": blq.astype(int),
+        }
+    )
 
 
 def convert(source: Path, out: Path) -> None:
@@ -89,13 +98,21 @@ def convert(source: Path, out: Path) -> None:
                     controls.append(table.assign(cell_line=line, plate=plate, well=well))
                     continue
                 treated.append(table)
-                subjects.append({
-                    "subject": subject, "dose": float(dose), "product": "IL13Rα2-targeted CAR T",
-                    "cell_line": line, "line_code": code, "plate": plate, "well": well,
-                    "well_pair": f"{letter}1,{letter}2",
-                    "effector_to_target": EFFECTOR_TO_TARGET[dose],
-                    "car_t_start_ci": dose / 1e4, "dexamethasone_ng_per_ml": 0.0,
-                })
+                subjects.append(
+                    {
+                        "subject": subject,
+                        "dose": float(dose),
+                        "product": "IL13Rα2-targeted CAR T",
+                        "cell_line": line,
+                        "line_code": code,
+                        "plate": plate,
+                        "well": well,
+                        "well_pair": f"{letter}1,{letter}2",
+                        "effector_to_target": EFFECTOR_TO_TARGET[dose],
+                        "car_t_start_ci": dose / 1e4,
+                        "dexamethasone_ng_per_ml": 0.0,
+                    }
+                )
     meta = {
         "name": "carrgo",
         "description": "IL13Rα2 CAR T cells killing patient-derived glioblastoma lines in vitro "
@@ -106,10 +123,20 @@ def convert(source: Path, out: Path) -> None:
         "relapse_threshold": LLOQ,
         "notes": "time 0 = first reading after the CAR T cells were added; see README.md",
     }
-    write_cohort(out, pd.concat(treated, ignore_index=True), pd.DataFrame(subjects), meta)
+    # The cohort files live next to this script and README.md, so the cohort is validated in a
+    # staging folder and its files are then copied in one by one (each atomically).
+    with tempfile.TemporaryDirectory(dir=out.parent) as staging:
+        staged = write_cohort(
+            Path(staging) / "cohort",
+            pd.concat(treated, ignore_index=True),
+            pd.DataFrame(subjects),
+            meta,
+        )
+        for name in ("observations.csv", "subjects.csv", "cohort.yaml"):
+            copy_file(staged / name, out / name)
     write_table(pd.concat(controls, ignore_index=True), out / "control_wells.csv")
-    with atomic_path(out / "published_fit_parameters.csv") as tmp:
-        shutil.copyfile(source / "fit_parameters.csv", tmp)
+    copy_file(source / "fit_parameters.csv", out / "published_fit_parameters.csv")
+    load_cohort(out)
 
 
 def main() -> None:
@@ -122,5 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    assert math.isclose(LLOQ, 0.1)
     main()
