@@ -48,37 +48,46 @@ def log_decline(times: ArrayLike, birth: ArrayLike, death: ArrayLike) -> NDArray
     return np.concatenate([zero, np.cumsum(net, axis=-1)], axis=-1)
 
 
-def survival_to(
-    times: ArrayLike, birth: ArrayLike, death: ArrayLike, k: int
-) -> tuple[NDArray, NDArray]:
-    r"""Survival probability and conditional mean size at :math:`t_k` of lineages from each node.
+class KendallGrid:
+    r"""Kendall quantities of one piecewise-constant rate history, for many end points.
 
-    Returns ``S[..., j] = S(t_j, t_k)`` and ``M[..., j] = M(t_j, t_k)`` for ``j = 0..k``
-    (one founding cell at :math:`t_j`), computed as
+    ``birth`` and ``death`` have shape ``(..., n_t - 1)``. :meth:`to` returns
+    ``S[..., j] = S(t_j, t_k)`` and ``M[..., j] = M(t_j, t_k)`` for ``j = 0..k`` (one
+    founding cell at :math:`t_j`), computed as
 
     .. math::
 
-        J_{jk} = \sum_{i=j}^{k-1} \mu_i\, e^{R_i - R_j}\, \frac{e^{(\mu_i - \lambda_i)\Delta_i} - 1}
-        {\mu_i - \lambda_i}, \qquad S = \frac{1}{1 + J_{jk}}, \qquad
-        M = e^{R_j - R_k}\,(1 + J_{jk}).
+        J_{jk} = \sum_{i=j}^{k-1} \mu_i\, e^{R_i - R_j}\,
+        \frac{e^{(\mu_i - \lambda_i)\Delta_i} - 1}{\mu_i - \lambda_i}, \qquad
+        S = \frac{1}{1 + J_{jk}}, \qquad M = e^{R_j - R_k}\,(1 + J_{jk}).
     """
-    t = np.asarray(times, float)
-    lam = np.asarray(birth, float)
-    mu = np.asarray(death, float)
-    lam, mu = np.broadcast_arrays(lam, mu)
-    r = log_decline(t, lam, mu)
-    dt = np.diff(t)[:k]
-    term = mu[..., :k] * _expm1_over(mu[..., :k] - lam[..., :k], dt)
-    with np.errstate(divide="ignore"):
-        log_terms = np.log(term) + r[..., :k]
-    # reverse cumulative log-sum-exp: log sum_{i=j}^{k-1} exp(log_terms_i)
-    tail = np.logaddexp.accumulate(log_terms[..., ::-1], axis=-1)[..., ::-1]
-    tail = np.concatenate([tail, np.full((*tail.shape[:-1], 1), -np.inf)], axis=-1)
-    log_j = np.minimum(tail - r[..., : k + 1], 700.0)
-    one_plus_j = 1.0 + np.exp(log_j)
-    surv = 1.0 / one_plus_j
-    mean_size = np.exp(np.clip(r[..., : k + 1] - r[..., k : k + 1], -700.0, 700.0)) * one_plus_j
-    return surv, mean_size
+
+    def __init__(self, times: ArrayLike, birth: ArrayLike, death: ArrayLike):
+        t = np.asarray(times, float)
+        lam, mu = np.broadcast_arrays(np.asarray(birth, float), np.asarray(death, float))
+        self.r = log_decline(t, lam, mu)
+        term = mu * _expm1_over(mu - lam, np.diff(t))
+        with np.errstate(divide="ignore"):
+            self.log_terms = np.log(term) + self.r[..., :-1]
+
+    def to(self, k: int) -> tuple[NDArray, NDArray]:
+        """Survival and mean surviving size at node ``k`` of lineages from nodes ``0..k``."""
+        r = self.r[..., : k + 1]
+        # reverse cumulative log-sum-exp: log sum_{i=j}^{k-1} exp(log_terms_i)
+        head = self.log_terms[..., :k][..., ::-1]
+        tail = np.logaddexp.accumulate(head, axis=-1)[..., ::-1] if k else head
+        tail = np.concatenate([tail, np.full((*r.shape[:-1], 1), -np.inf)], axis=-1)
+        one_plus_j = 1.0 + np.exp(np.minimum(tail - r, 700.0))
+        mean_size = np.exp(np.clip(r - r[..., k : k + 1], -700.0, 700.0)) * one_plus_j
+        return 1.0 / one_plus_j, mean_size
+
+
+def survival_to(
+    times: ArrayLike, birth: ArrayLike, death: ArrayLike, k: int
+) -> tuple[NDArray, NDArray]:
+    """Survival probability and conditional mean size at :math:`t_k` of lineages from each
+    node ``j <= k`` (see :class:`KendallGrid`)."""
+    return KendallGrid(times, birth, death).to(k)
 
 
 def constant_rate_survival(birth: ArrayLike, death: ArrayLike, duration: ArrayLike) -> NDArray:

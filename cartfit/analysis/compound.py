@@ -34,6 +34,7 @@ Talbot); Lugannani, R. & Rice, S. (1980) Adv. Appl. Prob. 12:475–490.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
@@ -45,19 +46,32 @@ _TALBOT_MAX_EXPONENT = 20.0
 """Largest real exponent on the contour for which Talbot's sum is trusted (rounding x e^20)."""
 
 
-def _clog1p(z: NDArray) -> NDArray:
-    """Complex ``log(1 + z)`` accurate for small ``|z|`` (numpy's loses the real part)."""
-    x, y = z.real, z.imag
-    return 0.5 * np.log1p(2.0 * x + x * x + y * y) + 1j * np.arctan2(y, 1.0 + x)
+@numba.njit(cache=True)
+def _log_laplace(s, n, sf, m_f, w, m_s):  # pragma: no cover - compiled
+    """``log E[exp(-s Z)]`` at complex ``s`` (shape ``(L, nodes)``; components ``(L, ·)``).
 
-
-def _log_laplace(s: NDArray, n, sf, m_f, w, m_s) -> NDArray:
-    """``log E[exp(-s Z)]`` at complex ``s`` (shape ``(..., nodes)``)."""
-    sn = s[..., None]
-    a = sn * m_f[..., None, :]
-    out = np.sum(n[..., None, :] * _clog1p(-sf[..., None, :] * a / (1.0 + a)), -1)
-    b = sn * m_s[..., None, :]
-    return out - np.sum(w[..., None, :] * b / (1.0 + b), -1)
+    Founders: ``n log(1 - S sM/(1 + sM))`` with an accurate complex ``log1p``; stream:
+    ``-w sM/(1 + sM)``.
+    """
+    n_l, n_q = s.shape
+    out = np.zeros((n_l, n_q), dtype=np.complex128)
+    for i in range(n_l):
+        for q in range(n_q):
+            acc = 0.0 + 0.0j
+            for j in range(n.shape[1]):
+                if n[i, j] > 0.0:
+                    a = s[i, q] * m_f[i, j]
+                    z = -sf[i, j] * a / (1.0 + a)
+                    x, y = z.real, z.imag
+                    acc += n[i, j] * complex(
+                        0.5 * np.log1p(2.0 * x + x * x + y * y), np.arctan2(y, 1.0 + x)
+                    )
+            for j in range(w.shape[1]):
+                if w[i, j] > 0.0:
+                    b = s[i, q] * m_s[i, j]
+                    acc -= w[i, j] * b / (1.0 + b)
+            out[i, q] = acc
+    return out
 
 
 def _talbot_tail(thr: NDArray, n, sf, m_f, w, m_s) -> tuple[NDArray, NDArray]:

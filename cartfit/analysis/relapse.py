@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cartfit.analysis.birth_death import survival_to
+from cartfit.analysis.birth_death import KendallGrid
 from cartfit.analysis.compound import compound_tail
 
 DEFAULT_BIRTH_RATE = 0.5
@@ -165,11 +165,12 @@ def _mean_neg(rates: BranchingRates) -> NDArray:
     return out
 
 
-def _tails_at(rates: BranchingRates, fine: tuple, k: int, thr: NDArray) -> tuple[NDArray, ...]:
+def _tails_at(
+    rates: BranchingRates, pos: KendallGrid, neg: KendallGrid, k: int, thr: NDArray
+) -> tuple[NDArray, ...]:
     """``P(total >= N)``, ``P(pos >= N/2)``, ``P(neg >= N/2)``, ``P(total = 0)`` at node ``k``."""
-    s_a, m_a = survival_to(rates.times, rates.pos_birth, rates.pos_death, k)
-    t_fine, lam_n, mu_n = fine
-    s_n, m_n = survival_to(t_fine, lam_n, mu_n, 2 * k)
+    s_a, m_a = pos.to(k)
+    s_n, m_n = neg.to(2 * k)  # the negative grid has the interval midpoints inserted
     dt = np.diff(rates.times)[:k]
     stream = (rates.immigration[..., :k] * dt * s_n[..., 1 : 2 * k : 2], m_n[..., 1 : 2 * k : 2])
     pos = (rates.pos_founders[..., None], s_a[..., :1], m_a[..., :1])
@@ -215,8 +216,9 @@ def branching_relapse(
         )
     )
     checks = checks[checks < len(t)]
-    fine = _refine(t, rates.neg_birth, rates.neg_death)
-    tails = np.stack([np.stack(_tails_at(rates, fine, int(k), thr), -1) for k in checks], -2)
+    pos = KendallGrid(t, rates.pos_birth, rates.pos_death)
+    neg = KendallGrid(*_refine(t, rates.neg_birth, rates.neg_death))
+    tails = np.stack([np.stack(_tails_at(rates, pos, neg, int(k), thr), -1) for k in checks], -2)
     f_t = np.maximum.accumulate(np.where(checks > k_resp[..., None], tails[..., 0], 0.0), -1)
     racing = checks > k_half[..., None]
     g_a, g_n = (np.maximum.accumulate(np.where(racing, tails[..., i], 0.0), -1) for i in (1, 2))

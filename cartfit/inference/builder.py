@@ -57,6 +57,22 @@ def covariate_matrix(data: FitData) -> pd.DataFrame:
     return pd.DataFrame(cols, index=list(data.subjects))
 
 
+def shared_parameters(model: ODEModel) -> tuple[str, ...]:
+    """Parameters without subject effects in a population fit: the growth law's carrying
+    capacity (informed only by the few subjects whose tumour approaches it) unless the model
+    names its own set in ``extras["shared_parameters"]``."""
+    default = tuple(n for n in model.parameter_names if n == "carrying_capacity")
+    return tuple(model.extras.get("shared_parameters", default))
+
+
+def covariate_parameters(model: ODEModel) -> tuple[str, ...]:
+    """Parameters that covariates act on: the CAR T and killing parameters (not the growth law,
+    which describes the tumour before it meets the product)."""
+    growth = model.extras.get("growth_law")
+    growth_names = set(growth.parameter_names) if growth is not None else set()
+    return tuple(n for n in model.parameter_names if n not in growth_names)
+
+
 def _subject_log_params(model: ODEModel, data: FitData, population: bool):
     log_m = np.log([p.median for p in model.parameters])
     tau = np.array([p.log_sd for p in model.parameters])
@@ -64,12 +80,27 @@ def _subject_log_params(model: ODEModel, data: FitData, population: bool):
         z = pm.Normal("z", 0.0, 1.0, dims=("subject", "parameter"))
         return log_m + tau * z
     mu = pm.Normal("mu", log_m, tau, dims="parameter")
-    omega = pm.HalfNormal("omega", P.OMEGA_SCALE, dims="parameter")
-    eta = pm.Normal("eta", 0.0, 1.0, dims=("subject", "parameter"))
-    log_theta = mu + omega * eta
+    shared = shared_parameters(model)
+    varying = [i for i, n in enumerate(model.parameter_names) if n not in shared]
+    pm_model = pm.modelcontext(None)
+    pm_model.add_coord("varying_parameter", [model.parameter_names[i] for i in varying])
+    omega_free = pm.HalfNormal("omega_free", P.OMEGA_SCALE, dims="varying_parameter")
+    pm.Deterministic("omega", pt.set_subtensor(pt.zeros(model.n_params)[varying], omega_free),
+                     dims="parameter")
+    eta = pm.Normal("eta", 0.0, 1.0, dims=("subject", "varying_parameter"))
+    log_theta = pt.set_subtensor(
+        pt.broadcast_to(mu, (data.n_subjects, model.n_params))[:, varying],
+        mu[varying] + omega_free * eta,
+    )
+    cov_params = covariate_parameters(model)
+    cov_idx = np.array([model.parameter_names.index(n) for n in cov_params])
+    coords_key = "covariate_parameter"
+    pm_model.add_coord(coords_key, list(cov_params))
     for name, x in covariate_matrix(data).items():
         x = x.to_numpy()
-        beta = pm.Normal(f"beta_{name}", 0.0, P.BETA_SD, dims="parameter")
+        beta_free = pm.Normal(f"beta_{name}_free", 0.0, P.BETA_SD, dims=coords_key)
+        beta = pt.set_subtensor(pt.zeros(model.n_params)[cov_idx], beta_free)
+        pm.Deterministic(f"beta_{name}", beta, dims="parameter")
         log_theta = log_theta + x[:, None] * beta
     return log_theta
 

@@ -69,7 +69,9 @@ class FitReport:
 def _summary_vars(post, population: bool) -> list[str]:
     names = ["theta", "log_y0", "sigma"]
     if population:
-        names += ["mu", "omega"] + [v for v in post.data_vars if str(v).startswith("beta_")]
+        names += ["mu", "omega_free"] + [
+            str(v) for v in post.data_vars if str(v).startswith("beta_") and str(v).endswith("_free")
+        ]
     return names
 
 

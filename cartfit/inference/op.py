@@ -71,7 +71,7 @@ class ODESolveOp(Op):
         output_storage[1][0] = sens
         output_storage[2][0] = status
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, node, shapes):
         lp, y0, times, _ = shapes
         n_q = self.model.n_params + self.model.n_states
         return [

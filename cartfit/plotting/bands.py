@@ -118,7 +118,8 @@ def posterior_predictive_bands(tree: xr.DataTree, subjects: Sequence[str] | None
     pre = _pre_infusion(model, traj, t_pre) if len(t_pre) else None
 
     observed_groups = {_group(a) for a in obs["analyte"]}
-    analytes = [a for a in model.observables if _group(a) in observed_groups]
+    analytes = sorted((a for a in model.observables if _group(a) in observed_groups),
+                      key=lambda a: _group_order(_group(a)))
     groups = sorted(dict.fromkeys(_group(a) for a in analytes), key=_group_order)
     units = fit_units(tree)
     per_row = subjects_per_row or max(1, 4 // len(groups))

@@ -99,7 +99,7 @@ def _rank_panel(ax, values: np.ndarray, name: str, r_hat: float, ess: float) -> 
     for c in range(n_chain):
         counts, _ = np.histogram(ranks[c], edges)
         ax.stairs(counts, edges, color=style.CATEGORICAL[c % len(style.CATEGORICAL)], lw=1.3,
-                  label=f"chain {c}")
+                  baseline=None, label=f"chain {c}")
     bad = r_hat > RHAT_MAX or ess < ESS_MIN
     ax.set_title(f"{name}\nR-hat {r_hat:.3f}, bulk ESS {ess:.0f}", fontsize=8.5,
                  color=style.FAIL_RED if bad else "black")

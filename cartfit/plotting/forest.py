@@ -29,10 +29,11 @@ def forest_panel(ax: Axes, rows: pd.DataFrame, order: Sequence[str], key: str, c
     err = np.vstack([np.clip(c - lo, 0, None), np.clip(hi - c, 0, None)])
     err = np.where(np.isfinite(err), err, 0.0)
     ax.errorbar(c[ok], y[ok], xerr=err[:, ok], fmt="o", color=colour, ms=4, capsize=2, lw=1.2)
+    values = np.concatenate([c[ok], lo[ok], hi[ok]])
     if log is None:
-        log = style.spans_decades(np.concatenate([c[ok], lo[ok], hi[ok]]))
+        log = style.spans_decades(values)
     if log:
-        ax.set_xscale("log")
+        style.log_axis(ax, values)
     ax.set_yticks(list(pos.values()), list(pos.keys()))
     ax.set_ylim(-0.7, len(order) - 0.3)
     ax.grid(axis="x", color="0.9", lw=0.6)

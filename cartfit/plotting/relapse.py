@@ -59,9 +59,8 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
         ["subject", "horizon_days"])
     subjects = list(dict.fromkeys(df["subject"]))
     n = len(subjects)
-    fig, axes = style.new_figure(1, 4, 15.0, max(4.2, 1.6 + 0.2 * n),
-                                 gridspec_kw={"width_ratios": [1, 1, 1, 1.15]})
-    curve_axes = axes[0, :3]
+    fig, axes = style.new_figure(2, 2, 11.0, max(8.0, 2.0 + 0.4 * n))
+    curve_axes = [axes[0, 0], axes[0, 1], axes[1, 0]]
     for ax, (column, name) in zip(curve_axes, PANELS, strict=True):
         for k, subject in enumerate(subjects):
             rows = df[df["subject"] == subject]
@@ -71,16 +70,15 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
         ax.plot(mean.index, mean.to_numpy(), color="black", lw=3.0, label="cohort mean")
         ax.set_title(name)
         ax.set_xlabel("horizon (days after infusion)")
+        ax.set_ylabel("probability by the horizon")
+        ax.set_xlim(0, df["horizon_days"].max() * 1.03)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(color="0.92", lw=0.6)
-    curve_axes[0].set_ylabel("probability by the horizon")
-    for ax in curve_axes[1:]:
-        ax.sharey(curve_axes[0])
-        ax.tick_params(labelleft=False)
     last = df["horizon_days"].max()
     at = df[df["horizon_days"] == last].set_index("subject").reindex(subjects)
-    bars = axes[0, 3]
+    bars = axes[1, 1]
     y = np.arange(n)[::-1]
+    bars.barh(y, np.ones(n), color="0.93", lw=0)
     left = np.zeros(n)
     for column, name, colour, hatch in STACK:
         width = at[column].to_numpy(float)
@@ -96,8 +94,7 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
         fig.legend(handles, labels, loc="outside right center", title="subject", frameon=False,
                    ncol=1 if n <= 15 else 2)
     bars.legend(handles=[Patch(facecolor=c, hatch=h, edgecolor="white", label=nm)
-                         for _, nm, c, h in STACK] + [Patch(facecolor="white", edgecolor="0.6",
-                                                            label="neither by then")],
+                         for _, nm, c, h in STACK] + [Patch(facecolor="0.93", label="neither by then")],
                 loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     horizons = ", ".join(f"{h:g}" for h in sorted(df["horizon_days"].unique()))
     style.title(fig, f"Relapse probabilities by antigen status ({n} subjects; horizons "

@@ -107,11 +107,30 @@ def spans_decades(values: Sequence[float] | np.ndarray, decades: float = 1.0) ->
     return bool(v.size and np.all(v > 0) and v.max() / v.min() > 10**decades)
 
 
+def log_axis(ax: Axes, values: Sequence[float] | np.ndarray, axis: str = "x") -> None:
+    """Log scale on ``axis`` with readable ticks: 1-2-5 labels over a few decades, powers of ten
+    beyond, no crowded minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    decades = np.log10(v.max() / v.min()) if v.size else 3.0
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    if decades < 2.5:
+        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        target.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    else:
+        target.set_major_locator(LogLocator(base=10))
+        target.set_major_formatter(LogFormatterSciNotation())
+    target.set_minor_formatter(NullFormatter())
+
+
 def log_if_spanning(ax: Axes, values: Sequence[float] | np.ndarray, axis: str = "x") -> bool:
     """Use a log scale on ``axis`` when the values are positive and span more than a decade."""
     use = spans_decades(values)
     if use:
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+        log_axis(ax, values, axis)
     return use
 
 

@@ -110,9 +110,10 @@ def visual_predictive_check(tree: xr.DataTree, bins: int | Sequence[float] | Non
         axes[1, j].sharex(axes[0, j])
     _legend(fig)
     n_sub = len(np.unique(obs["subject"]))
+    plural = "s" if n_sub > 1 else ""
     bin_text = ("visit schedule (at most 10 bins)" if bins is None
                 else f"at most {bins} visit bins" if isinstance(bins, int) else "given edges")
-    style.title(fig, f"Visual predictive check: {fit_caption(tree)}, {n_sub} subjects\n"
+    style.title(fig, f"Visual predictive check: {fit_caption(tree)}, {n_sub} subject{plural}\n"
                 f"{rep.shape[0]} posterior predictive replicates; bins: {bin_text}; "
                 f"replicated values below their LLOQ count as BLQ")
     return fig

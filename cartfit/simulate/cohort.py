@@ -5,9 +5,11 @@ The folder written by :func:`simulate_cohort` is a valid cohort (DESIGN.md secti
 * ``truth.csv`` — one row per subject: true parameters in scaled units (``scaled_<name>``) and
   measured units (``measured_<name>``), true log states at infusion (``init_<state>``, scaled
   units), true levels at infusion in measured units (``<analyte>_day0``), the noise-free
-  exposure metrics of :func:`cartfit.analysis.metrics.exposure_metrics`, the true and the observed
-  response and relapse, and the day an antigen-negative clone was established
-  (``escape_day``, escape model);
+  exposure metrics of :func:`cartfit.analysis.metrics.exposure_metrics`, whether the product
+  is in the low-fitness class (``low_fitness``), the true (noise-free, continuous time) and the
+  observed (at visits) response and relapse, and for the escape model the antigen-negative cells
+  present at infusion (``antigen_neg_cells_day0``) and the day a clone was established
+  (``escape_day``, negative if before infusion);
 * ``truth.yaml`` — the scales between scaled and measured units, the population model
   (typical values, between-subject SDs, costim effects), the assays and the schedule;
 * ``README.md`` — what the cohort is, the exact command that regenerates it, and its content.
@@ -114,6 +116,7 @@ def _truth_yaml(model: str, growth: str, design: CohortDesign, command: str) -> 
             "antigen_neg_fraction": design.antigen_neg_fraction,
             "clone_birth_rate": design.clone_birth_rate,
             "established_cells": design.established_cells,
+            "clone_history_days": design.clone_history_days,
         },
     }
 

@@ -68,9 +68,9 @@ class CohortDesign:
     antigen_neg_fraction
         A relapse is antigen-negative when the antigen-negative share of the tumour at the
         relapse visit is at least this fraction.
-    clone_birth_rate, established_cells
-        Antigen-negative lineages: division rate (1/day) and size at which a clone is
-        followed deterministically (escape model only).
+    clone_birth_rate, established_cells, clone_history_days
+        Antigen-negative lineages (escape model only): division rate (1/day), size at which a
+        clone is followed deterministically, and how long before infusion they start to arise.
     disease
         Written to ``subjects.csv``.
     products
@@ -88,6 +88,7 @@ class CohortDesign:
     antigen_neg_fraction: float = 0.5
     clone_birth_rate: float = 0.5
     established_cells: float = 1000.0
+    clone_history_days: float = 365.0
     disease: str = "B-ALL"
     products: dict[str, str] = field(
         default_factory=lambda: {"4-1BB": "CAR19-BBz", "CD28": "CAR19-28z"}

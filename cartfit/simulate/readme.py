@@ -28,11 +28,14 @@ def cohort_readme(
     escape = []
     if "tumor_antigen_neg" in set(observations["analyte"]):
         escape.append(
-            "- Antigen-negative disease arises stochastically: antigen-negative cells appear "
-            "as a Poisson stream of rate μ·T_A(t) and grow as birth–death lineages (simulated "
-            "exactly); a clone is followed deterministically once it reaches "
-            f"{design.established_cells:g} cells, so only some subjects ever have "
-            "antigen-negative disease."
+            "- Antigen-negative disease arises stochastically: from "
+            f"{design.clone_history_days:g} days before infusion, antigen-negative cells appear "
+            "as a Poisson stream of rate μ·T_A(t) (T_A in cells, "
+            f"{design.tumor_cells_per_unit:.0e} cells per {design.assays['tumor'].unit}) and "
+            "grow as birth–death lineages (simulated exactly; most die out); a clone is "
+            f"followed deterministically once it reaches {design.established_cells:g} cells. "
+            "Whether a clone exists, and whether it outgrows the antigen-positive tumour "
+            "after CAR T killing, differs by chance between subjects."
         )
     lines = [
         f"# Simulated cohort ({model}, {growth} growth, seed {seed})",
@@ -91,10 +94,12 @@ def cohort_readme(
         "",
         "- `observations.csv`, `subjects.csv`, `cohort.yaml`: the cohort (data contract).",
         "- `truth.csv`: per subject the true parameters (`scaled_*` in model units, `measured_*` "
-        "in the data's units), the true log states at infusion (`init_*`), the noise-free "
-        "exposure metrics (cmax, tmax, auc_0_28, c_day28, persistence_days, killing_exposure, "
-        "tumor_nadir_log10_reduction, time_to_nadir, c_ctrl), the true and observed "
-        "response and relapse, and `escape_day` (establishment of an antigen-negative clone).",
+        "in the data's units), the true log states at infusion (`init_*`; -300 = absent), the "
+        "noise-free exposure metrics (cmax, tmax, auc_0_28, c_day28, persistence_days, "
+        "killing_exposure, tumor_nadir_log10_reduction, time_to_nadir, c_ctrl), `low_fitness`, "
+        "the true (noise-free) and the observed response and relapse, and for the escape model "
+        "`antigen_neg_cells_day0` and `escape_day` (day an antigen-negative clone reached "
+        f"{design.established_cells:g} cells; negative = before infusion).",
         "- `truth.yaml`: scales between model and measured units, the population model, "
         "assays and schedule.",
         "",

@@ -113,7 +113,9 @@ def simulate_subject(
     clones = None
     if escape_layout(model) is not None:
         cells = design.tumor_scale * design.tumor_cells_per_unit
-        clones = CloneSettings(cells, design.clone_birth_rate, design.established_cells)
+        clones = CloneSettings(
+            cells, design.clone_birth_rate, design.established_cells, design.clone_history_days
+        )
     trajectory = solve_subject(model, params, log_y0, grid, clones=clones, rng=r_clone)
 
     obs = _measure(model, params, trajectory, visits, design, subject, r_noise)
