@@ -212,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CartfitError as err:
         print(str(err), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

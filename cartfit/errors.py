@@ -33,4 +33,5 @@ class ValidationError(CartfitError):
 
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems) + f"\n{len(self.problems)} problem(s) found")
+        lines = [str(p) for p in self.problems]
+        super().__init__("\n".join([*lines, f"{len(lines)} problem(s) found"]))

@@ -36,7 +36,7 @@ class ODESolveOp(Op):
     __props__ = ("model_name", "growth", "rtol", "atol", "max_steps")
 
     def __init__(self, model_name: str, growth: str, rtol: float = 1e-6, atol: float = 1e-6,
-                 max_steps: int = 20_000):
+                 max_steps: int = 2_000):
         self.model_name = model_name
         self.growth = growth
         self.rtol = float(rtol)

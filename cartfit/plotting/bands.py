@@ -31,16 +31,13 @@ if TYPE_CHECKING:
 
 N_GRID = 301
 N_PRE = 61
+#: residual-error replicates per posterior draw for the prediction interval
+N_NOISE = 20
 
 
 def _group(analyte: str) -> str:
     """Analytes drawn on the same axes: the tumour analytes share one (same unit)."""
     return "tumor" if analyte.startswith("tumor") else analyte
-
-
-def _group_order(group: str) -> tuple[int, str]:
-    order = ("car_t", "tumor", "il6")
-    return (order.index(group) if group in order else len(order), group)
 
 
 def _quantile_bands(values: np.ndarray, noisy: np.ndarray) -> TrajectoryBands:
@@ -50,16 +47,22 @@ def _quantile_bands(values: np.ndarray, noisy: np.ndarray) -> TrajectoryBands:
     return TrajectoryBands(q[2], q[1], q[3], q[0], q[4], pi[0], pi[1])
 
 
-def _noise(shape: tuple[int, ...], sigma: np.ndarray, likelihood: str, seed: int) -> np.ndarray:
-    """Multiplicative residual error factors ``exp(sigma * eps)``, ``sigma`` per draw."""
+def _replicate(mean: np.ndarray, sigma: np.ndarray, likelihood: str, seed: int) -> np.ndarray:
+    """Replicated measurements ``mean * exp(sigma * eps)`` (draw × time), ``N_NOISE`` per draw.
+
+    Each replicate keeps its ``eps`` over the time grid (common random numbers): every time point
+    still has the right marginal distribution, and the interval's edges come out smooth.
+    """
     rng = np.random.default_rng(seed)
+    shape = (mean.shape[0], N_NOISE, 1)
     if likelihood == "student_t":
         from cartfit.inference.priors import STUDENT_T_NU
 
         eps = rng.standard_t(STUDENT_T_NU, size=shape)
     else:
         eps = rng.standard_normal(shape)
-    return np.exp(sigma.reshape((-1,) + (1,) * (len(shape) - 1)) * eps)
+    noisy = mean[:, None, :] * np.exp(sigma[:, None, None] * eps)
+    return noisy.reshape(-1, mean.shape[1])
 
 
 def _pre_infusion(model, traj: dict, times: np.ndarray) -> np.ndarray:
@@ -72,9 +75,13 @@ def _pre_infusion(model, traj: dict, times: np.ndarray) -> np.ndarray:
 
 
 @style.styled
-def posterior_predictive_bands(tree: xr.DataTree, subjects: Sequence[str] | None = None,
-                               n_draws: int = 200, seed: int = 0,
-                               subjects_per_row: int | None = None) -> Figure:
+def posterior_predictive_bands(
+    tree: xr.DataTree,
+    subjects: Sequence[str] | None = None,
+    n_draws: int = 200,
+    seed: int = 0,
+    subjects_per_row: int | None = None,
+) -> Figure:
     """Observed data with the posterior median, 50 %/90 % bands and 90 % prediction interval.
 
     Parameters
@@ -104,8 +111,10 @@ def posterior_predictive_bands(tree: xr.DataTree, subjects: Sequence[str] | None
     subjects = list(all_subjects if subjects is None else subjects)
     missing = [s for s in subjects if s not in all_subjects]
     if missing:
-        raise CartfitError(f"posterior_predictive_bands: no subject {missing[0]!r} in the fit "
-                           f"(subjects: {all_subjects[:10]})")
+        raise CartfitError(
+            f"posterior_predictive_bands: no subject {missing[0]!r} in the fit "
+            f"(subjects: {all_subjects[:10]})"
+        )
     t_end = max(float(obs["time"].max()), 1.0) * 1.02
     t_post = np.linspace(0.0, t_end, N_GRID)
     traj = trajectories(tree, t_post, n_draws=n_draws, seed=seed)
@@ -118,15 +127,17 @@ def posterior_predictive_bands(tree: xr.DataTree, subjects: Sequence[str] | None
     pre = _pre_infusion(model, traj, t_pre) if len(t_pre) else None
 
     observed_groups = {_group(a) for a in obs["analyte"]}
-    analytes = sorted((a for a in model.observables if _group(a) in observed_groups),
-                      key=lambda a: _group_order(_group(a)))
-    groups = sorted(dict.fromkeys(_group(a) for a in analytes), key=_group_order)
+    analytes = sorted(
+        (a for a in model.observables if _group(a) in observed_groups), key=style.analyte_order
+    )
+    groups = sorted(dict.fromkeys(_group(a) for a in analytes), key=style.analyte_order)
     units = fit_units(tree)
     per_row = subjects_per_row or max(1, 4 // len(groups))
     nrows, nsub_cols = style.grid_shape(len(subjects), per_row)
     ncols = nsub_cols * len(groups)
-    fig, axes = style.new_figure(nrows, ncols, max(3.3 * ncols, 8.0), 2.5 * nrows + 1.6,
-                                 sharex=True)
+    fig, axes = style.new_figure(
+        nrows, ncols, max(3.3 * ncols, 8.0), 2.5 * nrows + 1.6, sharex=True
+    )
     for ax in axes.ravel():
         ax.set_visible(False)
     limits = {g: [np.inf, -np.inf] for g in groups}
@@ -143,12 +154,18 @@ def posterior_predictive_bands(tree: xr.DataTree, subjects: Sequence[str] | None
                     mean = np.concatenate([pre[:, i, :-1], mean], axis=1)
                     times = np.concatenate([t_pre[:-1], t_post])
                 s_a = sigma[:, sigma_names.index(analyte)] if analyte in sigma_names else None
-                noisy = mean * _noise(mean.shape, s_a, likelihood, seed + 1 + i) \
-                    if s_a is not None else mean
+                noisy = _replicate(mean, s_a, likelihood, seed + 1 + i) if s_a is not None else mean
                 bands = _quantile_bands(mean, noisy)
                 rows = obs[(obs["subject"] == subject) & (obs["analyte"] == analyte)]
-                lo, hi = draw_panel(ax, times, bands, rows, style.analyte_colour(analyte),
-                                    draw_pi=s_a is not None, zorder=2 + a_idx)
+                lo, hi = draw_panel(
+                    ax,
+                    times,
+                    bands,
+                    rows,
+                    style.analyte_colour(analyte),
+                    draw_pi=s_a is not None,
+                    zorder=2 + a_idx,
+                )
                 limits[group] = [min(limits[group][0], lo), max(limits[group][1], hi)]
             unit = units.get("tumor" if group == "tumor" else group, "")
             ax.set_title(f"{subject}: {style.ANALYTE_NAMES.get(group, group)}")
@@ -162,10 +179,17 @@ def posterior_predictive_bands(tree: xr.DataTree, subjects: Sequence[str] | None
         ax.axvline(0.0, color="0.6", lw=0.7, zorder=0)
         ax.tick_params(labelbottom=True)
         ax.set_xlabel("days since CAR T infusion")
-    fig.legend(handles=legend_handles(analytes), loc="outside lower center",
-               ncol=style.legend_columns(fig), frameon=False)
-    style.title(fig, f"Posterior predictive bands: {fit_caption(tree)}\n"
-                f"line: posterior median; shaded: 50 % and 90 % credible bands of the noise-free "
-                f"trajectory ({traj['theta'].shape[0]} draws); dashed: 90 % prediction interval "
-                f"with residual error")
+    fig.legend(
+        handles=legend_handles(analytes),
+        loc="outside lower center",
+        ncol=style.legend_columns(fig),
+        frameon=False,
+    )
+    style.title(
+        fig,
+        f"Posterior predictive bands: {fit_caption(tree)}\n"
+        f"line: posterior median; shaded: 50 % and 90 % credible bands of the noise-free "
+        f"trajectory ({traj['theta'].shape[0]} draws); dashed: 90 % prediction interval "
+        f"with residual error",
+    )
     return fig

@@ -54,12 +54,26 @@ def growth_law_comparison(compare_df: pd.DataFrame) -> Figure:
         colour = style.CATEGORICAL[models.index(r["model"]) % len(style.CATEGORICAL)]
         marker = style.MARKERS[growths.index(r["growth"]) % len(style.MARKERS)]
         left.errorbar(r["elpd_loo"], y[i], xerr=r["se"], fmt=marker, color=colour, capsize=3)
-        right.errorbar(r["elpd_diff"], y[i], xerr=2 * r["dse"], fmt="none", ecolor=colour,
-                       elinewidth=0.8, capsize=0, alpha=0.6)
-        right.errorbar(r["elpd_diff"], y[i], xerr=r["dse"], fmt=marker, color=colour,
-                       elinewidth=2.0, capsize=3)
-        right.annotate(f"weight {r['weight']:.2f}", (1.01, y[i]), va="center", fontsize=8,
-                       xycoords=("axes fraction", "data"))
+        right.errorbar(
+            r["elpd_diff"],
+            y[i],
+            xerr=2 * r["dse"],
+            fmt="none",
+            ecolor=colour,
+            elinewidth=0.8,
+            capsize=0,
+            alpha=0.6,
+        )
+        right.errorbar(
+            r["elpd_diff"], y[i], xerr=r["dse"], fmt=marker, color=colour, elinewidth=2.0, capsize=3
+        )
+        right.annotate(
+            f"weight {r['weight']:.2f}",
+            (1.01, y[i]),
+            va="center",
+            fontsize=8,
+            xycoords=("axes fraction", "data"),
+        )
     labels = []
     for _, r in df.iterrows():
         label = f"{r['model']} / {r['growth']}"
@@ -78,8 +92,10 @@ def growth_law_comparison(compare_df: pd.DataFrame) -> Figure:
     right.set_ylim(-0.7, n - 0.3)
     best = df.iloc[0]
     close = df.iloc[1:][np.abs(df["elpd_diff"].iloc[1:]) < 2 * df["dse"].iloc[1:]]
-    verdict = (f"best: {best['model']} / {best['growth']}; "
-               + (f"{len(close)} other(s) within 2 SE of it" if len(close)
-                  else "all others more than 2 SE worse"))
+    verdict = f"best: {best['model']} / {best['growth']}; " + (
+        f"{len(close)} other(s) within 2 SE of it"
+        if len(close)
+        else "all others more than 2 SE worse"
+    )
     style.title(fig, f"Model and growth-law comparison by PSIS-LOO ({n} fits)\n{verdict}")
     return fig

@@ -48,8 +48,13 @@ def parameter_diagnostics(tree: xr.DataTree) -> pd.DataFrame:
         ess = np.atleast_1d(array_stats.ess(values, chain_axis=0, draw_axis=1)).ravel()
         labels = parameter_labels(da)
         for k, label in enumerate(labels):
-            rows.append({"variable": f"{name}[{label}]" if label else str(name),
-                         "r_hat": float(rhat[k]), "ess_bulk": float(ess[k])})
+            rows.append(
+                {
+                    "variable": f"{name}[{label}]" if label else str(name),
+                    "r_hat": float(rhat[k]),
+                    "ess_bulk": float(ess[k]),
+                }
+            )
     return pd.DataFrame(rows).sort_values("r_hat", ascending=False, ignore_index=True)
 
 
@@ -66,9 +71,15 @@ def diagnostics_table(tree: xr.DataTree) -> pd.DataFrame:
         ss = tree["sample_stats"] if "sample_stats" in tree else {}
         div = int(np.asarray(ss["diverging"]).sum()) if "diverging" in ss else 0
         depth = int(np.asarray(ss["maxdepth_reached"]).sum()) if "maxdepth_reached" in ss else 0
-        d = {"max_r_hat": per["r_hat"].max(), "min_ess_bulk": per["ess_bulk"].min(),
-             "min_ess_tail": np.nan, "n_divergent": div, "n_max_treedepth": depth, "bfmi": [],
-             "n_draws": int(tree["posterior"].sizes["chain"] * tree["posterior"].sizes["draw"])}
+        d = {
+            "max_r_hat": per["r_hat"].max(),
+            "min_ess_bulk": per["ess_bulk"].min(),
+            "min_ess_tail": np.nan,
+            "n_divergent": div,
+            "n_max_treedepth": depth,
+            "bfmi": [],
+            "n_draws": int(tree["posterior"].sizes["chain"] * tree["posterior"].sizes["draw"]),
+        }
     bfmi = [b for b in d.get("bfmi", []) if b is not None and np.isfinite(b)]
     min_bfmi = min(bfmi) if bfmi else np.nan
     rows = [
@@ -77,8 +88,12 @@ def diagnostics_table(tree: xr.DataTree) -> pd.DataFrame:
         ("min tail ESS", d.get("min_ess_tail", np.nan), "(reported)", pd.NA),
         ("divergent transitions", d["n_divergent"], "0", d["n_divergent"] == 0),
         ("max tree depth hits", d.get("n_max_treedepth", 0), "0", d.get("n_max_treedepth", 0) == 0),
-        ("min E-BFMI", min_bfmi, f">= {BFMI_MIN}", pd.NA if np.isnan(min_bfmi)
-         else min_bfmi >= BFMI_MIN),
+        (
+            "min E-BFMI",
+            min_bfmi,
+            f">= {BFMI_MIN}",
+            pd.NA if np.isnan(min_bfmi) else min_bfmi >= BFMI_MIN,
+        ),
         ("draws (all chains)", d.get("n_draws", np.nan), "(reported)", pd.NA),
     ]
     table = pd.DataFrame(rows, columns=["check", "value", "threshold", "ok"])
@@ -98,26 +113,45 @@ def _rank_panel(ax, values: np.ndarray, name: str, r_hat: float, ess: float) -> 
     ax.axhline(n_draw / n_bins, color="0.5", ls="--", lw=0.8)
     for c in range(n_chain):
         counts, _ = np.histogram(ranks[c], edges)
-        ax.stairs(counts, edges, color=style.CATEGORICAL[c % len(style.CATEGORICAL)], lw=1.3,
-                  baseline=None, label=f"chain {c}")
+        ax.stairs(
+            counts,
+            edges,
+            color=style.CATEGORICAL[c % len(style.CATEGORICAL)],
+            lw=1.3,
+            baseline=None,
+            label=f"chain {c}",
+        )
     bad = r_hat > RHAT_MAX or ess < ESS_MIN
-    ax.set_title(f"{name}\nR-hat {r_hat:.3f}, bulk ESS {ess:.0f}", fontsize=8.5,
-                 color=style.FAIL_RED if bad else "black")
+    ax.set_title(
+        f"{name}\nR-hat {r_hat:.3f}, bulk ESS {ess:.0f}",
+        fontsize=8.5,
+        color=style.FAIL_RED if bad else "black",
+    )
     ax.set_xlabel("rank of draw (all chains pooled)")
     ax.set_ylabel("draws per bin")
     ax.set_xlim(edges[0], edges[-1])
+
+
+def _format(check: str, value: float) -> str:
+    if np.isnan(value):
+        return "—"
+    return f"{value:.3f}" if check in ("max R-hat", "min E-BFMI") else f"{value:.0f}"
 
 
 def _table_panel(ax, table: pd.DataFrame) -> None:
     ax.axis("off")
     cells = []
     for _, r in table.iterrows():
-        value = f"{r['value']:.3f}" if r["check"] in ("max R-hat", "min E-BFMI") \
-            else ("—" if np.isnan(r["value"]) else f"{r['value']:.0f}")
+        value = _format(r["check"], r["value"])
         status = "—" if pd.isna(r["ok"]) else ("OK" if r["ok"] else "FAIL")
         cells.append([r["check"], value, r["threshold"], status])
-    tab = ax.table(cells, colLabels=["check", "value", "threshold", "status"], loc="center",
-                   cellLoc="left", colWidths=[0.34, 0.2, 0.2, 0.14])
+    tab = ax.table(
+        cells,
+        colLabels=["check", "value", "threshold", "status"],
+        loc="center",
+        cellLoc="left",
+        colWidths=[0.34, 0.2, 0.2, 0.14],
+    )
     tab.auto_set_font_size(False)
     tab.set_fontsize(8.5)
     tab.scale(1, 1.25)
@@ -143,8 +177,13 @@ def diagnostics_figure(tree: xr.DataTree, n_worst: int = 6) -> Figure:
     per = parameter_diagnostics(tree).head(n_worst)
     ncols = min(3, max(1, len(per)))
     nrows = int(np.ceil(len(per) / ncols))
-    fig, axes = style.new_figure(nrows + 1, ncols, 10.0, 2.2 + 2.3 * nrows,
-                                 gridspec_kw={"height_ratios": [1.1] + [1.0] * nrows})
+    fig, axes = style.new_figure(
+        nrows + 1,
+        ncols,
+        10.0,
+        2.2 + 2.3 * nrows,
+        gridspec_kw={"height_ratios": [1.1] + [1.0] * nrows},
+    )
     gs = axes[0, 0].get_gridspec()
     for ax in axes[0]:
         ax.remove()
@@ -155,15 +194,21 @@ def diagnostics_figure(tree: xr.DataTree, n_worst: int = 6) -> Figure:
         da = post[name].transpose("chain", "draw", ...)
         values = np.asarray(da.values, dtype=float).reshape(da.sizes["chain"], da.sizes["draw"], -1)
         labels = parameter_labels(da)
-        _rank_panel(axes[1 + k // ncols, k % ncols], values[:, :, labels.index(index.rstrip("]"))],
-                    r["variable"], r["r_hat"], r["ess_bulk"])
+        _rank_panel(
+            axes[1 + k // ncols, k % ncols],
+            values[:, :, labels.index(index.rstrip("]"))],
+            r["variable"],
+            r["r_hat"],
+            r["ess_bulk"],
+        )
     style.hide_unused(axes[1:], len(per))
     axes[1, 0].legend(fontsize=7, loc="lower left", ncol=2, framealpha=0.8)
     failed = table["ok"].eq(False).fillna(False)
     if failed.any():
         text = "CONVERGENCE PROBLEMS: " + "; ".join(
-            f"{r['check']} {r['value']:.4g} (needs {r['threshold']})"
-            for _, r in table[failed].iterrows())
+            f"{r['check']} {_format(r['check'], r['value'])} (needs {r['threshold']})"
+            for _, r in table[failed].iterrows()
+        )
     else:
         text = "No convergence problem found (R-hat, bulk ESS, divergences, tree depth, E-BFMI)"
     style.title(fig, f"Sampler diagnostics: {fit_caption(tree)}\n{text}", failed=bool(failed.any()))

@@ -65,14 +65,16 @@ def observation_table(tree: xr.DataTree) -> pd.DataFrame:
     if "constant_data" not in tree or "observed_data" not in tree:
         raise CartfitError("fit file has no observed_data/constant_data group (not a cartfit fit)")
     const = tree["constant_data"]
-    return pd.DataFrame({
-        "subject": const["obs_subject"].values.astype(str),
-        "time": const["obs_time"].values.astype(float),
-        "analyte": const["obs_analyte"].values.astype(str),
-        "value": tree["observed_data"]["y"].values.astype(float),
-        "lloq": const["obs_lloq"].values.astype(float),
-        "blq": const["obs_blq"].values.astype(bool),
-    })
+    return pd.DataFrame(
+        {
+            "subject": const["obs_subject"].values.astype(str),
+            "time": const["obs_time"].values.astype(float),
+            "analyte": const["obs_analyte"].values.astype(str),
+            "value": tree["observed_data"]["y"].values.astype(float),
+            "lloq": const["obs_lloq"].values.astype(float),
+            "blq": const["obs_blq"].values.astype(bool),
+        }
+    )
 
 
 def replicated_draws(tree: xr.DataTree, n_sim: int | None = None, seed: int = 0) -> np.ndarray:

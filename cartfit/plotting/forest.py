@@ -17,8 +17,15 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def forest_panel(ax: Axes, rows: pd.DataFrame, order: Sequence[str], key: str, centre: str,
-                 colour: str, log: bool | None = None) -> bool:
+def forest_panel(
+    ax: Axes,
+    rows: pd.DataFrame,
+    order: Sequence[str],
+    key: str,
+    centre: str,
+    colour: str,
+    log: bool | None = None,
+) -> bool:
     """Draw ``centre`` with a ``q05``–``q95`` bar for each row, at the position of its ``key``
     value in ``order`` (top to bottom). Log x when positive and spanning more than a decade
     (``log=None``). Returns whether the axis is logarithmic."""
@@ -41,8 +48,12 @@ def forest_panel(ax: Axes, rows: pd.DataFrame, order: Sequence[str], key: str, c
 
 
 @style.styled
-def exposure_forest(exposure_df: pd.DataFrame, metrics: Sequence[str] | None = None,
-                    truth: pd.DataFrame | None = None, max_cols: int = 3) -> Figure:
+def exposure_forest(
+    exposure_df: pd.DataFrame,
+    metrics: Sequence[str] | None = None,
+    truth: pd.DataFrame | None = None,
+    max_cols: int = 3,
+) -> Figure:
     """Exposure metrics per subject: posterior median with its 5–95 % interval.
 
     Parameters
@@ -65,8 +76,9 @@ def exposure_forest(exposure_df: pd.DataFrame, metrics: Sequence[str] | None = N
     """
     from matplotlib.lines import Line2D
 
-    check_columns(exposure_df, ("subject", "metric", "median", "q05", "q95", "unit"),
-                  "exposure_forest")
+    check_columns(
+        exposure_df, ("subject", "metric", "median", "q05", "q95", "unit"), "exposure_forest"
+    )
     metrics = list(dict.fromkeys(exposure_df["metric"])) if metrics is None else list(metrics)
     unknown = [m for m in metrics if m not in set(exposure_df["metric"])]
     if unknown:
@@ -80,7 +92,8 @@ def exposure_forest(exposure_df: pd.DataFrame, metrics: Sequence[str] | None = N
     for k, metric in enumerate(metrics):
         ax = axes.ravel()[k]
         rows = exposure_df[exposure_df["metric"] == metric].assign(
-            subject=lambda d: d["subject"].astype(str))
+            subject=lambda d: d["subject"].astype(str)
+        )
         log = forest_panel(ax, rows, subjects, "subject", "median", style.CATEGORICAL[0])
         if truth is not None:
             t = truth[truth["metric"] == metric]
@@ -93,13 +106,33 @@ def exposure_forest(exposure_df: pd.DataFrame, metrics: Sequence[str] | None = N
         if k % ncols:
             ax.tick_params(labelleft=False)
     style.hide_unused(axes, len(metrics))
-    handles = [Line2D([], [], color=style.CATEGORICAL[0], marker="o", ms=4,
-                      label="posterior median, 5–95 % interval")]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=style.CATEGORICAL[0],
+            marker="o",
+            ms=4,
+            label="posterior median, 5–95 % interval",
+        )
+    ]
     if truth is not None:
-        handles.append(Line2D([], [], ls="", marker="D", mfc="none", mec=style.CATEGORICAL[1],
-                              label="true value (simulated cohort)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="D",
+                mfc="none",
+                mec=style.CATEGORICAL[1],
+                label="true value (simulated cohort)",
+            )
+        )
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
-    style.title(fig, f"Exposure metrics per subject ({len(subjects)} subjects): posterior "
-                f"median and 5–95 % interval from the noise-free trajectories of the posterior "
-                f"draws")
+    style.title(
+        fig,
+        f"Exposure metrics per subject ({len(subjects)} subjects): posterior "
+        f"median and 5–95 % interval from the noise-free trajectories of the posterior "
+        f"draws",
+    )
     return fig

@@ -34,13 +34,16 @@ def _bands(prior: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, Trajectory
 
 
 @style.styled
-def prior_predictive_plot(prior_y: np.ndarray, times: Sequence[float] | np.ndarray,
-                          analytes: Sequence[str] | np.ndarray | None = None,
-                          observed: Sequence[float] | np.ndarray | None = None,
-                          lloq: Sequence[float] | np.ndarray | None = None,
-                          blq: Sequence[bool] | np.ndarray | None = None,
-                          units: Mapping[str, str] | None = None,
-                          label: str = "") -> Figure:
+def prior_predictive_plot(
+    prior_y: np.ndarray,
+    times: Sequence[float] | np.ndarray,
+    analytes: Sequence[str] | np.ndarray | None = None,
+    observed: Sequence[float] | np.ndarray | None = None,
+    lloq: Sequence[float] | np.ndarray | None = None,
+    blq: Sequence[bool] | np.ndarray | None = None,
+    units: Mapping[str, str] | None = None,
+    label: str = "",
+) -> Figure:
     """Prior predictive bands per analyte over time, with the data for scale.
 
     Parameters
@@ -69,16 +72,21 @@ def prior_predictive_plot(prior_y: np.ndarray, times: Sequence[float] | np.ndarr
     prior = np.asarray(prior_y, dtype=float)
     t = np.asarray(times, dtype=float)
     if prior.ndim != 2 or prior.shape[1] != len(t):
-        raise CartfitError(f"prior_predictive_plot: prior_y has shape {prior.shape}, expected "
-                           f"(n_draws, {len(t)}) to match times")
+        raise CartfitError(
+            f"prior_predictive_plot: prior_y has shape {prior.shape}, expected "
+            f"(n_draws, {len(t)}) to match times"
+        )
     n = len(t)
     an = np.asarray(["y"] * n if analytes is None else analytes, dtype=str)
-    obs = pd.DataFrame({
-        "time": t, "analyte": an,
-        "value": np.full(n, np.nan) if observed is None else np.asarray(observed, dtype=float),
-        "lloq": np.full(n, np.nan) if lloq is None else np.asarray(lloq, dtype=float),
-        "blq": np.zeros(n, bool) if blq is None else np.asarray(blq, dtype=bool),
-    })
+    obs = pd.DataFrame(
+        {
+            "time": t,
+            "analyte": an,
+            "value": np.full(n, np.nan) if observed is None else np.asarray(observed, dtype=float),
+            "lloq": np.full(n, np.nan) if lloq is None else np.asarray(lloq, dtype=float),
+            "blq": np.zeros(n, bool) if blq is None else np.asarray(blq, dtype=bool),
+        }
+    )
     names = list(dict.fromkeys(an))
     nrows, ncols = style.grid_shape(len(names), 3)
     fig, axes = style.new_figure(nrows, ncols, max(4.0 * ncols, 8.0), 1.6 + 3.0 * nrows)
@@ -98,7 +106,8 @@ def prior_predictive_plot(prior_y: np.ndarray, times: Sequence[float] | np.ndarr
         if len(quantified):
             idx = np.searchsorted(grid, quantified["time"].to_numpy())
             inside = (quantified["value"].to_numpy() >= bands.q05[idx]) & (
-                quantified["value"].to_numpy() <= bands.q95[idx])
+                quantified["value"].to_numpy() <= bands.q95[idx]
+            )
             text += f"\n{inside.mean():.0%} of {len(quantified)} measurements inside the 90 % band"
         ax.set_title(text)
         ax.set_ylabel(style.analyte_label(analyte, (units or {}).get(analyte)))
@@ -107,8 +116,12 @@ def prior_predictive_plot(prior_y: np.ndarray, times: Sequence[float] | np.ndarr
     handles = legend_handles([], prediction_interval=False)
     handles[3].set_label("prior predictive median")
     handles[4].set_label("50 % / 90 % prior predictive band")
-    fig.legend(handles=handles, loc="outside lower center", ncol=style.legend_columns(fig),
-               frameon=False)
-    style.title(fig, f"Prior predictive check{': ' + label if label else ''} "
-                f"({prior.shape[0]} prior draws); bands pool all subjects at each time")
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=style.legend_columns(fig), frameon=False
+    )
+    style.title(
+        fig,
+        f"Prior predictive check{': ' + label if label else ''} "
+        f"({prior.shape[0]} prior draws); bands pool all subjects at each time",
+    )
     return fig

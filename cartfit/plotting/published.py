@@ -44,9 +44,13 @@ def published_comparison(df: pd.DataFrame, max_cols: int = 3) -> Figure:
     sources = list(dict.fromkeys(data["source"].astype(str)))
     groups = list(dict.fromkeys(data["group"]))
     nrows, ncols = style.grid_shape(len(parameters), max_cols)
-    fig, axes = style.new_figure(nrows, ncols, max(3.6 * ncols, 8.0),
-                                 1.3 + nrows * (1.0 + 0.3 * len(groups) * max(1, len(sources) / 2)))
-    offsets = np.linspace(-0.25, 0.25, len(sources)) if len(sources) > 1 else np.zeros(1)
+    fig, axes = style.new_figure(
+        nrows,
+        ncols,
+        max(3.6 * ncols, 8.0),
+        1.3 + nrows * (1.0 + 0.3 * len(groups) * max(1, len(sources) / 2)),
+    )
+    offsets = np.linspace(0.25, -0.25, len(sources)) if len(sources) > 1 else np.zeros(1)
     for k, parameter in enumerate(parameters):
         ax = axes.ravel()[k]
         rows = data[data["parameter"] == parameter]
@@ -55,8 +59,16 @@ def published_comparison(df: pd.DataFrame, max_cols: int = 3) -> Figure:
             y = np.array([len(groups) - 1 - groups.index(g) for g in r["group"]]) + offsets[s]
             est, lo, hi = (r[c].to_numpy(float) for c in ("estimate", "lower", "upper"))
             err = np.nan_to_num(np.vstack([np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)]))
-            ax.errorbar(est, y, xerr=err, fmt=style.MARKERS[s % 7], ms=4.5, capsize=2.5,
-                        color=style.CATEGORICAL[s % 7], lw=1.2)
+            ax.errorbar(
+                est,
+                y,
+                xerr=err,
+                fmt=style.MARKERS[s % 7],
+                ms=4.5,
+                capsize=2.5,
+                color=style.CATEGORICAL[s % 7],
+                lw=1.2,
+            )
         style.log_if_spanning(ax, rows[["estimate", "lower", "upper"]].to_numpy(float).ravel())
         ax.set_yticks(np.arange(len(groups))[::-1], groups if groups != [""] else [""])
         ax.set_ylim(-0.6, len(groups) - 0.4)
@@ -69,9 +81,14 @@ def published_comparison(df: pd.DataFrame, max_cols: int = 3) -> Figure:
         if k % ncols and groups != [""]:
             ax.tick_params(labelleft=False)
     style.hide_unused(axes, len(parameters))
-    handles = [Line2D([], [], color=style.CATEGORICAL[s % 7], marker=style.MARKERS[s % 7],
-                      label=source) for s, source in enumerate(sources)]
+    handles = [
+        Line2D([], [], color=style.CATEGORICAL[s % 7], marker=style.MARKERS[s % 7], label=source)
+        for s, source in enumerate(sources)
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
-    style.title(fig, "Our estimates against published ones: cartfit posterior median with 90 % "
-                "credible interval; published least-squares estimate ± 1.96 SE")
+    style.title(
+        fig,
+        "Our estimates against published ones: cartfit posterior median with 90 % "
+        "credible interval; published least-squares estimate ± 1.96 SE",
+    )
     return fig

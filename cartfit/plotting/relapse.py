@@ -13,8 +13,14 @@ from cartfit.plotting.fitdata import check_columns
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-COLUMNS = ("subject", "horizon_days", "p_relapse", "p_relapse_antigen_pos",
-           "p_relapse_antigen_neg", "p_cure")
+COLUMNS = (
+    "subject",
+    "horizon_days",
+    "p_relapse",
+    "p_relapse_antigen_pos",
+    "p_relapse_antigen_neg",
+    "p_cure",
+)
 PANELS = (
     ("p_relapse", "any relapse"),
     ("p_relapse_antigen_pos", "antigen-positive relapse"),
@@ -29,8 +35,11 @@ STACK = (
 
 def _subject_style(k: int) -> dict:
     n = len(style.CATEGORICAL)
-    return {"color": style.CATEGORICAL[k % n], "ls": style.LINESTYLES[(k // n) % 4],
-            "marker": style.MARKERS[k % len(style.MARKERS)]}
+    return {
+        "color": style.CATEGORICAL[k % n],
+        "ls": style.LINESTYLES[(k // n) % 4],
+        "marker": style.MARKERS[k % len(style.MARKERS)],
+    }
 
 
 @style.styled
@@ -56,7 +65,8 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
 
     check_columns(relapse_df, COLUMNS, "relapse_curves")
     df = relapse_df.assign(subject=relapse_df["subject"].astype(str)).sort_values(
-        ["subject", "horizon_days"])
+        ["subject", "horizon_days"]
+    )
     subjects = list(dict.fromkeys(df["subject"]))
     n = len(subjects)
     fig, axes = style.new_figure(2, 2, 11.0, max(8.0, 2.0 + 0.4 * n))
@@ -64,8 +74,15 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
     for ax, (column, name) in zip(curve_axes, PANELS, strict=True):
         for k, subject in enumerate(subjects):
             rows = df[df["subject"] == subject]
-            ax.plot(rows["horizon_days"], rows[column], lw=1.0, ms=3.5, alpha=0.85,
-                    label=subject, **_subject_style(k))
+            ax.plot(
+                rows["horizon_days"],
+                rows[column],
+                lw=1.0,
+                ms=3.5,
+                alpha=0.85,
+                label=subject,
+                **_subject_style(k),
+            )
         mean = df.groupby("horizon_days")[column].mean()
         ax.plot(mean.index, mean.to_numpy(), color="black", lw=3.0, label="cohort mean")
         ax.set_title(name)
@@ -82,8 +99,9 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
     left = np.zeros(n)
     for column, name, colour, hatch in STACK:
         width = at[column].to_numpy(float)
-        bars.barh(y, width, left=left, color=colour, hatch=hatch, edgecolor="white", lw=0.5,
-                  label=name)
+        bars.barh(
+            y, width, left=left, color=colour, hatch=hatch, edgecolor="white", lw=0.5, label=name
+        )
         left += np.nan_to_num(width)
     bars.set_yticks(y, subjects)
     bars.set_xlim(0, 1)
@@ -91,13 +109,27 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
     bars.set_title(f"outcome split at day {last:g}")
     handles, labels = curve_axes[0].get_legend_handles_labels()
     if n <= 30:
-        fig.legend(handles, labels, loc="outside right center", title="subject", frameon=False,
-                   ncol=1 if n <= 15 else 2)
-    bars.legend(handles=[Patch(facecolor=c, hatch=h, edgecolor="white", label=nm)
-                         for _, nm, c, h in STACK] + [Patch(facecolor="0.93", label="neither by then")],
-                loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+        fig.legend(
+            handles,
+            labels,
+            loc="outside right center",
+            title="subject",
+            frameon=False,
+            ncol=1 if n <= 15 else 2,
+        )
+    bars.legend(
+        handles=[Patch(facecolor=c, hatch=h, edgecolor="white", label=nm) for _, nm, c, h in STACK]
+        + [Patch(facecolor="0.93", label="neither by then")],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12),
+        ncol=2,
+        frameon=False,
+    )
     horizons = ", ".join(f"{h:g}" for h in sorted(df["horizon_days"].unique()))
-    style.title(fig, f"Relapse probabilities by antigen status ({n} subjects; horizons "
-                f"{horizons} days): posterior probability that the tumour has returned above "
-                f"the detection threshold by each horizon")
+    style.title(
+        fig,
+        f"Relapse probabilities by antigen status ({n} subjects; horizons "
+        f"{horizons} days): posterior probability that the tumour has returned above "
+        f"the detection threshold by each horizon",
+    )
     return fig

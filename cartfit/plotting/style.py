@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 
 #: Okabe–Ito colour-blind-safe palette (black first).
 OKABE_ITO = (
-    "#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+    "#000000",
+    "#E69F00",
+    "#56B4E9",
+    "#009E73",
+    "#F0E442",
+    "#0072B2",
+    "#D55E00",
+    "#CC79A7",
 )
 #: palette for categorical series, without black and the hard-to-see yellow
 CATEGORICAL = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -52,6 +59,12 @@ ANALYTE_NAMES = {
 FONT = {"font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 8}
 
 
+def analyte_order(analyte: str) -> tuple[int, str]:
+    """Sort key: CAR T first, then the tumour analytes, then the rest alphabetically."""
+    order = tuple(ANALYTE_COLOURS)
+    return (order.index(analyte) if analyte in order else len(order), analyte)
+
+
 def analyte_colour(analyte: str) -> str:
     """Colour of an analyte, the same in every figure."""
     return ANALYTE_COLOURS.get(analyte, "#555555")
@@ -63,8 +76,9 @@ def analyte_label(analyte: str, unit: str | None = None) -> str:
     return f"{name} ({unit})" if unit else name
 
 
-def new_figure(nrows: int, ncols: int, width: float, height: float, **kwargs: Any
-               ) -> tuple[Figure, np.ndarray]:
+def new_figure(
+    nrows: int, ncols: int, width: float, height: float, **kwargs: Any
+) -> tuple[Figure, np.ndarray]:
     """A Figure on an Agg canvas with a 2-D array of axes (``squeeze=False``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -108,8 +122,8 @@ def spans_decades(values: Sequence[float] | np.ndarray, decades: float = 1.0) ->
 
 
 def log_axis(ax: Axes, values: Sequence[float] | np.ndarray, axis: str = "x") -> None:
-    """Log scale on ``axis`` with readable ticks: 1-2-5 labels over a few decades, powers of ten
-    beyond, no crowded minor labels."""
+    """Log scale on ``axis`` with readable ticks: plain 1-2-5 (or 1-3) labels over a decade or
+    two of moderate numbers, powers of ten otherwise, never crowded minor labels."""
     from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
 
     v = np.asarray(values, dtype=float)
@@ -117,8 +131,10 @@ def log_axis(ax: Axes, values: Sequence[float] | np.ndarray, axis: str = "x") ->
     decades = np.log10(v.max() / v.min()) if v.size else 3.0
     target = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-    if decades < 2.5:
-        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    moderate = v.size and 1e-3 <= v.min() and v.max() < 1e4
+    if moderate and decades < 2.5:
+        subs = (1.0, 2.0, 5.0) if decades < 1.5 else (1.0, 3.0)
+        target.set_major_locator(LogLocator(base=10, subs=subs))
         target.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     else:
         target.set_major_locator(LogLocator(base=10))
@@ -142,8 +158,12 @@ def wrap(text: str, width_in: float, fontsize: float = 10) -> str:
 
 def title(fig: Figure, text: str, failed: bool = False) -> None:
     """Figure title wrapped to the figure width; bold red when something failed."""
-    fig.suptitle(wrap(text, fig.get_figwidth()), color=FAIL_RED if failed else "black",
-                 fontweight="bold" if failed else "normal", fontsize=10)
+    fig.suptitle(
+        wrap(text, fig.get_figwidth()),
+        color=FAIL_RED if failed else "black",
+        fontweight="bold" if failed else "normal",
+        fontsize=10,
+    )
 
 
 def legend_columns(fig: Figure, entry_width_in: float = 2.4) -> int:

@@ -39,17 +39,40 @@ def draw_observations(ax: Axes, rows: pd.DataFrame, colour: str, zorder: float =
     if rows.empty:
         return
     blq = rows["blq"].to_numpy(bool)
-    ax.plot(rows["time"][~blq], rows["value"][~blq], "o", ms=4, color=colour, mec="white",
-            mew=0.5, zorder=zorder)
+    ax.plot(
+        rows["time"][~blq],
+        rows["value"][~blq],
+        "o",
+        ms=4,
+        color=colour,
+        mec="white",
+        mew=0.5,
+        zorder=zorder,
+    )
     if blq.any():
-        ax.plot(rows["time"][blq], rows["lloq"][blq], "v", ms=5, mfc="white", mec=colour,
-                mew=1.2, zorder=zorder)
+        ax.plot(
+            rows["time"][blq],
+            rows["lloq"][blq],
+            "v",
+            ms=5,
+            mfc="white",
+            mec=colour,
+            mew=1.2,
+            zorder=zorder,
+        )
     for lloq in np.unique(rows["lloq"].dropna()):
         ax.axhline(lloq, color=colour, ls=":", lw=1.0, zorder=1)
 
 
-def draw_panel(ax: Axes, times: np.ndarray, bands: TrajectoryBands, rows: pd.DataFrame,
-               colour: str, draw_pi: bool = True, zorder: float = 2) -> tuple[float, float]:
+def draw_panel(
+    ax: Axes,
+    times: np.ndarray,
+    bands: TrajectoryBands,
+    rows: pd.DataFrame,
+    colour: str,
+    draw_pi: bool = True,
+    zorder: float = 2,
+) -> tuple[float, float]:
     """Draw bands and data on ``ax``; return the y range worth showing (data first)."""
     ax.fill_between(times, bands.q05, bands.q95, color=colour, alpha=0.18, lw=0, zorder=zorder)
     ax.fill_between(times, bands.q25, bands.q75, color=colour, alpha=0.35, lw=0, zorder=zorder)
@@ -64,8 +87,11 @@ def draw_panel(ax: Axes, times: np.ndarray, bands: TrajectoryBands, rows: pd.Dat
 def y_range(rows: pd.DataFrame, median: np.ndarray) -> tuple[float, float]:
     """Lower and upper y limit: the data (values and LLOQs) widened by ``DATA_MARGIN``, stretched
     to include the predicted median but never more than ``PREDICTION_REACH`` beyond the data."""
-    data = np.concatenate([rows["value"].to_numpy(float), rows["lloq"].to_numpy(float)]) \
-        if not rows.empty else np.empty(0)
+    data = (
+        np.concatenate([rows["value"].to_numpy(float), rows["lloq"].to_numpy(float)])
+        if not rows.empty
+        else np.empty(0)
+    )
     data = data[np.isfinite(data) & (data > 0)]
     pred = median[np.isfinite(median) & (median > 0)]
     if data.size == 0 and pred.size == 0:
@@ -91,13 +117,22 @@ def legend_handles(analytes: Sequence[str], prediction_interval: bool = True) ->
     ]
     handles += [
         Line2D([], [], ls="", marker="o", color=grey, label="measured"),
-        Line2D([], [], ls="", marker="v", mfc="white", mec=grey, mew=1.2,
-               label="below LLOQ (drawn at LLOQ)"),
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="v",
+            mfc="white",
+            mec=grey,
+            mew=1.2,
+            label="below LLOQ (drawn at LLOQ)",
+        ),
         Line2D([], [], color=grey, ls=":", label="LLOQ"),
         Line2D([], [], color=grey, lw=1.5, label="posterior median"),
         Patch(color=grey, alpha=0.45, label="50 % / 90 % credible band"),
     ]
     if prediction_interval:
-        handles.append(Line2D([], [], color=grey, ls="--", lw=0.9,
-                              label="90 % prediction interval"))
+        handles.append(
+            Line2D([], [], color=grey, ls="--", lw=0.9, label="90 % prediction interval")
+        )
     return handles

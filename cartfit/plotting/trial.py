@@ -1,7 +1,8 @@
-"""Virtual-trial results: rates (and other outcomes) with intervals per scenario."""
+"""Virtual-trial results: outcome rates with intervals per scenario (arm)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -11,73 +12,143 @@ import pandas as pd
 from cartfit.errors import CartfitError
 from cartfit.plotting import style
 from cartfit.plotting.fitdata import check_columns
-from cartfit.plotting.forest import forest_panel
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-COLUMNS = ("scenario", "metric", "mean", "q05", "q95")
+#: arm settings that name a scenario when the table has no ``scenario`` column
+ARM_COLUMNS = ("dose", "costim", "lymphodepletion")
+_HORIZON = re.compile(r"^(?P<base>.+)_(?P<days>\d+(?:\.\d+)?)d$")
+NAMES = {
+    "response_rate": "response",
+    "p_relapse": "relapse",
+    "p_relapse_antigen_pos": "antigen-positive relapse",
+    "p_relapse_antigen_neg": "antigen-negative relapse",
+    "p_cure": "cure",
+}
 
 
-def _is_probability(metric: str, rows: pd.DataFrame) -> bool:
+def _arm_label(row: pd.Series) -> str:
+    parts = []
+    for col in ARM_COLUMNS:
+        value = row.get(col)
+        if value is not None and not (isinstance(value, float) and np.isnan(value)):
+            text = f"{value:.3g}" if isinstance(value, float) else str(value)
+            parts.append(f"{col} {text}")
+    return ", ".join(parts) or "as fitted"
+
+
+def trial_table(trial_df: pd.DataFrame) -> pd.DataFrame:
+    """Normalise a trial table to ``scenario, metric, base, horizon, mean, q05, q95, unit``.
+
+    Accepts ``metric`` or ``quantity`` for the outcome name and ``scenario`` or, when absent,
+    names each scenario from its arm settings (``dose, costim, lymphodepletion``). An outcome
+    ``p_relapse_180d`` becomes base ``p_relapse`` at horizon 180 days.
+    """
+    df = trial_df.copy()
+    if "metric" not in df and "quantity" in df:
+        df = df.rename(columns={"quantity": "metric"})
+    if "scenario" not in df:
+        df["scenario"] = df.apply(_arm_label, axis=1)
+    check_columns(df, ("scenario", "metric", "mean", "q05", "q95"), "trial_summary")
+    df["scenario"] = df["scenario"].astype(str)
+    match = df["metric"].astype(str).str.extract(_HORIZON)
+    df["base"] = match["base"].fillna(df["metric"].astype(str))
+    df["horizon"] = match["days"].astype(float)
+    if "unit" not in df:
+        df["unit"] = ""
+    return df
+
+
+def _is_fraction(rows: pd.DataFrame) -> bool:
     values = rows[["mean", "q05", "q95"]].to_numpy(float)
     values = values[np.isfinite(values)]
-    named = metric.endswith(("rate", "fraction", "probability")) or metric.startswith("p_")
+    named = rows["unit"].astype(str).eq("fraction").all() or all(
+        str(b).endswith("rate") or str(b).startswith("p_") for b in rows["base"]
+    )
     return bool(named and values.size and values.min() >= 0 and values.max() <= 1)
 
 
+def _panel(ax, rows: pd.DataFrame, scenarios: list[str]) -> None:
+    horizons = sorted(rows["horizon"].dropna().unique()) or [np.nan]
+    offsets = np.linspace(0.22, -0.22, len(horizons)) if len(horizons) > 1 else [0.0]
+    for k, h in enumerate(horizons):
+        sel = rows[rows["horizon"].isna()] if np.isnan(h) else rows[rows["horizon"] == h]
+        y = np.array([len(scenarios) - 1 - scenarios.index(s) for s in sel["scenario"]])
+        c, lo, hi = (sel[col].to_numpy(float) for col in ("mean", "q05", "q95"))
+        err = np.nan_to_num(np.vstack([np.clip(c - lo, 0, None), np.clip(hi - c, 0, None)]))
+        ax.errorbar(c, y + offsets[k], xerr=err, fmt=style.MARKERS[k % 7], ms=4.5, capsize=2,
+                    color=style.CATEGORICAL[k % 7], lw=1.2,
+                    label=None if np.isnan(h) else f"by day {h:g}")  # fmt: skip
+    ax.set_yticks(np.arange(len(scenarios))[::-1], scenarios)
+    ax.set_ylim(-0.6, len(scenarios) - 0.4)
+    ax.grid(axis="x", color="0.9", lw=0.6)
+    if len(horizons) > 1:
+        ax.legend(fontsize=7.5, loc="best", frameon=False)
+
+
 @style.styled
-def trial_summary(trial_df: pd.DataFrame, metrics: Sequence[str] | None = None,
-                  max_cols: int = 3) -> Figure:
+def trial_summary(
+    trial_df: pd.DataFrame, metrics: Sequence[str] | None = None, max_cols: int = 2
+) -> Figure:
     """Outcome rates of virtual trials per scenario: mean and 5–95 % interval.
 
     Parameters
     ----------
     trial_df
-        One row per (scenario, metric): ``scenario, metric, mean, q05, q95`` and optionally
-        ``unit``. Metrics such as ``response_rate``, ``relapse_rate`` and
-        ``antigen_neg_relapse_rate`` are fractions of the virtual cohort; the interval covers the
-        posterior uncertainty and the finite cohort.
+        One row per (scenario, outcome) with ``mean, q05, q95``, the outcome in ``metric`` (or
+        ``quantity``, as ``cartfit trial`` writes it), the scenario in ``scenario`` (or named
+        from ``dose, costim, lymphodepletion``) and optionally ``unit``. Outcomes such as
+        ``response_rate`` or ``p_relapse_180d`` are fractions of the virtual cohort; an outcome
+        named ``<base>_<h>d`` is drawn in the panel of ``<base>`` at horizon ``h`` days.
     metrics
-        Metrics to draw, in order (default: all, in the table's order).
+        Outcome bases to draw, in order (default: the fractions, or every outcome if there are
+        none).
     max_cols
         Panels per row.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One panel per metric, scenarios on the y axis; fractions are drawn on a 0–100 % axis.
+        One panel per outcome, scenarios on the y axis, horizons as coloured markers; fractions
+        on a 0–100 % axis, other outcomes on a log axis where they span more than a decade.
     """
     from matplotlib.ticker import PercentFormatter
 
-    check_columns(trial_df, COLUMNS, "trial_summary")
-    metrics = list(dict.fromkeys(trial_df["metric"])) if metrics is None else list(metrics)
-    unknown = [m for m in metrics if m not in set(trial_df["metric"])]
+    df = trial_table(trial_df)
+    bases = list(dict.fromkeys(df["base"]))
+    if metrics is None:
+        fractions = [b for b in bases if _is_fraction(df[df["base"] == b])]
+        metrics = fractions or bases
+    unknown = [m for m in metrics if m not in bases]
     if unknown:
-        raise CartfitError(f"trial_summary: no metric {unknown[0]!r} in the table")
-    df = trial_df.assign(scenario=trial_df["scenario"].astype(str))
+        raise CartfitError(f"trial_summary: no outcome {unknown[0]!r} in the table ({bases})")
     scenarios = list(dict.fromkeys(df["scenario"]))
     nrows, ncols = style.grid_shape(len(metrics), max_cols)
-    fig, axes = style.new_figure(nrows, ncols, max(3.6 * ncols, 8.0),
-                                 1.2 + nrows * (0.9 + 0.3 * len(scenarios)))
-    for k, metric in enumerate(metrics):
+    height = 1.3 + nrows * (1.0 + 0.45 * len(scenarios))
+    fig, axes = style.new_figure(nrows, ncols, max(4.6 * ncols, 8.0), height)
+    for k, base in enumerate(metrics):
         ax = axes.ravel()[k]
-        rows = df[df["metric"] == metric]
-        prob = _is_probability(metric, rows)
-        forest_panel(ax, rows, scenarios, "scenario", "mean", style.CATEGORICAL[k % 7],
-                     log=False if prob else None)
-        unit = ""
-        if "unit" in rows and rows["unit"].notna().any():
-            unit = str(rows["unit"].dropna().iloc[0])
-        if prob:
+        rows = df[df["base"] == base]
+        _panel(ax, rows, scenarios)
+        unit = str(rows["unit"].dropna().iloc[0]) if rows["unit"].notna().any() else ""
+        if _is_fraction(rows):
             ax.set_xlim(-0.02, 1.02)
             ax.xaxis.set_major_formatter(PercentFormatter(1.0))
             unit = "% of virtual subjects"
-        ax.set_title(metric.replace("_", " "))
-        ax.set_xlabel(f"{metric} ({unit})" if unit else metric)
+        else:
+            style.log_if_spanning(ax, rows[["mean", "q05", "q95"]].to_numpy(float).ravel())
+        ax.set_title(NAMES.get(base, base.replace("_", " ")))
+        ax.set_xlabel(f"{base} ({unit})" if unit and unit != "nan" else base)
         if k % ncols:
             ax.tick_params(labelleft=False)
     style.hide_unused(axes, len(metrics))
-    style.title(fig, f"Virtual trials ({len(scenarios)} scenarios): mean and 5–95 % interval "
-                f"over posterior draws of simulated cohorts")
+    n_virtual = ""
+    if "n_subjects" in df and df["n_subjects"].notna().any():
+        n_virtual = f", {int(df['n_subjects'].dropna().iloc[0])} virtual subjects per arm"
+    style.title(
+        fig,
+        f"Virtual trials ({len(scenarios)} scenario{'s' if len(scenarios) > 1 else ''}"
+        f"{n_virtual}): mean and 5–95 % interval per arm",
+    )
     return fig

@@ -67,15 +67,23 @@ def _nanquantile(a: np.ndarray, q: Sequence[float], axis: int) -> np.ndarray:
         return np.nanquantile(a, q, axis=axis)
 
 
-def _bin_row(rows: pd.DataFrame, rep: np.ndarray, quantiles: Sequence[float],
-             outer: tuple[float, float, float]) -> dict:
+def _bin_row(
+    rows: pd.DataFrame,
+    rep: np.ndarray,
+    quantiles: Sequence[float],
+    outer: tuple[float, float, float],
+) -> dict:
     lloq = rows["lloq"].to_numpy(float)
     blq = rows["blq"].to_numpy(bool)
     values = rows["value"].to_numpy(float)
     times = rows["time"].to_numpy(float)
     out: dict = {
-        "time_lo": times.min(), "time_hi": times.max(), "time_mid": float(np.median(times)),
-        "n_obs": len(rows), "n_blq": int(blq.sum()), "obs_frac_blq": float(blq.mean()),
+        "time_lo": times.min(),
+        "time_hi": times.max(),
+        "time_mid": float(np.median(times)),
+        "n_obs": len(rows),
+        "n_blq": int(blq.sum()),
+        "obs_frac_blq": float(blq.mean()),
     }
     finite = np.isfinite(rep)
     rep_blq = finite & (rep < np.where(np.isnan(lloq), -np.inf, lloq))
@@ -84,21 +92,29 @@ def _bin_row(rows: pd.DataFrame, rep: np.ndarray, quantiles: Sequence[float],
     lo, med, hi = _nanquantile(frac, outer, axis=0)
     out |= {"sim_frac_blq_lo": lo, "sim_frac_blq_med": med, "sim_frac_blq_hi": hi}
     quantified = values[~blq]
-    obs_q = (np.quantile(quantified, quantiles) if len(quantified)
-             else np.full(len(quantiles), np.nan))
+    obs_q = (
+        np.quantile(quantified, quantiles) if len(quantified) else np.full(len(quantiles), np.nan)
+    )
     sim_q = _nanquantile(np.where(finite & ~rep_blq, rep, np.nan), quantiles, axis=1)  # (q, sim)
     for k, q in enumerate(quantiles):
         name = _qname(q)
         lo, med, hi = _nanquantile(sim_q[k], outer, axis=0)
-        out |= {f"obs_{name}": float(obs_q[k]), f"sim_{name}_lo": lo, f"sim_{name}_med": med,
-                f"sim_{name}_hi": hi}
+        out |= {
+            f"obs_{name}": float(obs_q[k]),
+            f"sim_{name}_lo": lo,
+            f"sim_{name}_med": med,
+            f"sim_{name}_hi": hi,
+        }
     return out
 
 
-def vpc_statistics(observations: pd.DataFrame, replicated: np.ndarray,
-                   bins: int | Sequence[float] | None = None,
-                   quantiles: Sequence[float] = DEFAULT_QUANTILES,
-                   interval: float = 0.9) -> pd.DataFrame:
+def vpc_statistics(
+    observations: pd.DataFrame,
+    replicated: np.ndarray,
+    bins: int | Sequence[float] | None = None,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    interval: float = 0.9,
+) -> pd.DataFrame:
     """Observed and simulated VPC statistics per analyte and time bin.
 
     Parameters
@@ -127,8 +143,10 @@ def vpc_statistics(observations: pd.DataFrame, replicated: np.ndarray,
     """
     rep = np.asarray(replicated, dtype=float)
     if rep.ndim != 2 or rep.shape[1] != len(observations):
-        raise CartfitError(f"VPC: replicated draws have shape {rep.shape}, expected "
-                           f"(n_sim, {len(observations)}) to match the observations")
+        raise CartfitError(
+            f"VPC: replicated draws have shape {rep.shape}, expected "
+            f"(n_sim, {len(observations)}) to match the observations"
+        )
     if not 0 < interval < 1:
         raise CartfitError(f"VPC: interval must lie in (0, 1) (got {interval})")
     outer = ((1 - interval) / 2, 0.5, (1 + interval) / 2)

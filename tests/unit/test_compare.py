@@ -71,7 +71,14 @@ def test_generating_law_ranks_first_with_weight(tmp_path, data):
     bad = write_fit(tmp_path / "e.nc", y, subjects, truth + 0.4, 0.05, growth="exponential")
     table = compare_fits([bad, good])
     assert list(table.columns[:8]) == [
-        "model", "growth", "elpd_loo", "se", "elpd_diff", "dse", "weight", "n_bad_pareto_k"
+        "model",
+        "growth",
+        "elpd_loo",
+        "se",
+        "elpd_diff",
+        "dse",
+        "weight",
+        "n_bad_pareto_k",
     ]
     assert table["growth"].tolist() == ["gompertz", "exponential"]
     assert table["elpd_diff"].iloc[0] == 0.0

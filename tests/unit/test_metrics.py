@@ -125,3 +125,84 @@ def test_exposure_metrics_vectorised_over_draws():
     np.testing.assert_allclose(out["killing_exposure"], kill, rtol=1e-3)
     np.testing.assert_allclose(out["time_to_nadir"], 30.0, atol=1e-6)
     np.testing.assert_array_equal(out["c_ctrl"], np.arange(n))
+
+
+# --- exposure table from a fit file with a point-mass posterior -------------------------------
+
+
+def write_point_mass_fit(path, model_name, theta, log_y0, scales, lloq, n_draw=4):
+    """A fit file (cartfit.inference.fitfile layout) whose posterior is one point repeated."""
+    import json
+
+    import xarray as xr
+
+    from cartfit.models import get_model
+
+    model = get_model(model_name, "gompertz")
+    subjects = [f"S{i + 1}" for i in range(len(theta))]
+    th = np.broadcast_to(np.asarray(theta, float), (1, n_draw, *np.shape(theta)))
+    y0 = np.broadcast_to(np.asarray(log_y0, float), (1, n_draw, *np.shape(log_y0)))
+    analytes = sorted(scales)
+    times = np.array([-7.0, 3.0, 14.0, 90.0])
+    n_obs = len(subjects) * len(times)
+    obs = np.arange(n_obs)
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({
+            "theta": (("chain", "draw", "subject", "parameter"), th),
+            "log_y0": (("chain", "draw", "subject", "state"), y0),
+            "sigma": (("chain", "draw", "analyte"), np.full((1, n_draw, len(analytes)), 0.3)),
+        }, coords={"subject": subjects, "parameter": list(model.parameter_names),
+                   "state": list(model.states), "analyte": analytes}),
+        "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"),
+                                            np.zeros((1, n_draw, n_obs)))}),
+        "observed_data": xr.Dataset({"y": ("obs", np.ones(n_obs))}, coords={"obs": obs}),
+        "constant_data": xr.Dataset({
+            "obs_subject": ("obs", np.repeat(subjects, len(times))),
+            "obs_time": ("obs", np.tile(times, len(subjects))),
+            "obs_analyte": ("obs", np.full(n_obs, "car_t")),
+            "obs_lloq": ("obs", np.full(n_obs, lloq)),
+            "obs_blq": ("obs", np.zeros(n_obs, dtype=np.int64)),
+            "scale": ("analyte", [scales[a] for a in analytes]),
+            "subject_dose": ("subject", np.full(len(subjects), 1e8)),
+            "subject_costim": ("subject", np.full(len(subjects), "4-1BB")),
+        }, coords={"obs": obs, "analyte": analytes, "subject": subjects}),
+    })  # fmt: skip
+    tree.attrs.update({
+        "model": model_name, "growth": "gompertz", "mode": "subject",
+        "subjects": json.dumps(subjects), "data_sha256": "x",
+        "units": json.dumps({"car_t": "copies/ug", "tumor": "mm2"}),
+        "cohort_meta": json.dumps({"relapse_threshold": None, "tumor_cells_per_unit": None}),
+    })  # fmt: skip
+    tree.to_netcdf(path, engine="netcdf4")
+    return model
+
+
+def test_exposure_table_of_point_mass_posterior_matches_reference_solution(tmp_path):
+    from scipy.integrate import solve_ivp
+
+    from cartfit.analysis import exposure_table
+
+    theta = [[0.03, 10.0, 0.5, 0.5, 0.1], [0.05, 10.0, 0.2, 0.8, 0.15]]
+    log_y0 = [[0.0, np.log(2.5e-4)], [np.log(2.0), np.log(1e-3)]]
+    scales = {"car_t": 1e4, "tumor": 50.0}
+    model = write_point_mass_fit(tmp_path / "f.nc", "predator_prey", theta, log_y0, scales, 30.0)
+    table = exposure_table(tmp_path / "f.nc", window=28.0)
+    assert list(table.columns) == ["subject", "metric", "mean", "median", "q05", "q95", "unit"]
+    assert len(table) == 2 * 9
+    t = metric_grid(90.0, 28.0)
+    for s, subject in enumerate(("S1", "S2")):
+        p = np.array(theta[s])
+        sol = solve_ivp(lambda tt, y, p=p: model.rhs(tt, y, p), (0, 90), log_y0[s], t_eval=t,
+                        method="LSODA", rtol=1e-10, atol=1e-10)  # fmt: skip
+        car_t = scales["car_t"] * np.exp(sol.y[1])
+        tumor = scales["tumor"] * np.exp(sol.y[0])
+        want = exposure_metrics(t, car_t, tumor, p[2] / scales["car_t"], 30.0, 28.0,
+                                p[0] / p[2] * scales["car_t"])  # fmt: skip
+        got = table[table["subject"] == subject].set_index("metric")
+        np.testing.assert_allclose(got["q05"], got["q95"])  # a point mass has no spread
+        for name, value in want.items():
+            assert got.loc[name, "median"] == pytest.approx(float(value), rel=2e-3, abs=1e-3)
+    units = table.set_index(["subject", "metric"])["unit"]
+    assert units["S1", "auc_0_28"] == "copies/ug*day"
+    assert units["S1", "killing_exposure"] == "e-folds"
+    assert units["S1", "tmax"] == "day"

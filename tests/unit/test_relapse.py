@@ -159,3 +159,92 @@ def test_compound_tail_binomial_founders_and_many_scales():
     n = np.array([1e2, 1e4, 1e5, 1e7, 1e9])
     tail, _ = compound_tail(n, stream=(w, m))
     np.testing.assert_allclose(tail, [(z >= x).mean() for x in n], atol=0.005)
+
+
+# --- relapse table from fit files with point-mass posteriors ----------------------------------
+
+
+def write_fit(path, model_name, theta, log_y0, meta, n_draw=3):
+    """A subject fit (cartfit.inference.fitfile layout) whose posterior is one point."""
+    import json
+
+    import xarray as xr
+
+    from cartfit.models import get_model
+
+    model = get_model(model_name, "gompertz")
+    subjects = [f"S{i + 1}" for i in range(len(theta))]
+    full = (1, n_draw)
+    n_obs = len(subjects)
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({
+            "theta": (("chain", "draw", "subject", "parameter"),
+                      np.broadcast_to(theta, (*full, *np.shape(theta)))),
+            "log_y0": (("chain", "draw", "subject", "state"),
+                       np.broadcast_to(log_y0, (*full, *np.shape(log_y0)))),
+            "sigma": (("chain", "draw", "analyte"), np.full((*full, 2), 0.3)),
+        }, coords={"subject": subjects, "parameter": list(model.parameter_names),
+                   "state": list(model.states), "analyte": ["car_t", "tumor"]}),
+        "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), np.zeros((*full, n_obs)))}),
+        "observed_data": xr.Dataset({"y": ("obs", np.ones(n_obs))}),
+        "constant_data": xr.Dataset({
+            "obs_subject": ("obs", np.asarray(subjects)),
+            "obs_time": ("obs", np.full(n_obs, 30.0)),
+            "obs_analyte": ("obs", np.full(n_obs, "tumor")),
+            "obs_lloq": ("obs", np.full(n_obs, np.nan)),
+            "obs_blq": ("obs", np.zeros(n_obs, dtype=np.int64)),
+            "scale": ("analyte", [1e4, 50.0]),
+        }, coords={"analyte": ["car_t", "tumor"]}),
+    })  # fmt: skip
+    tree.attrs.update({"model": model_name, "growth": "gompertz", "mode": "subject",
+                       "subjects": json.dumps(subjects), "data_sha256": "x",
+                       "units": json.dumps({"car_t": "copies/ug", "tumor": "mm2"}),
+                       "cohort_meta": json.dumps(meta)})  # fmt: skip
+    tree.to_netcdf(path, engine="netcdf4")
+    return model
+
+
+def test_relapse_table_of_point_mass_matches_direct_computation(tmp_path):
+    """5000 tumour cells at baseline (100 cells/mm2), a 2-log nadir: extinction and relapse
+    both have intermediate probabilities; the table must equal the closed form applied to the
+    reference solution of the same ODE."""
+    from scipy.integrate import solve_ivp
+
+    from cartfit.analysis import relapse_table
+
+    theta = np.array([[0.04, 10.0, 3.0, 0.5, 0.1]])
+    log_y0 = np.array([[0.0, np.log(2.5e-4)]])
+    meta = {"tumor_cells_per_unit": 100.0, "relapse_threshold": 5.0}
+    model = write_fit(tmp_path / "f.nc", "predator_prey", theta, log_y0, meta)
+    table = relapse_table(tmp_path / "f.nc", horizons=[90, 180, 365])
+    assert list(table.columns[:6]) == [
+        "subject", "horizon_days", "p_relapse", "p_relapse_antigen_pos",
+        "p_relapse_antigen_neg", "p_cure",
+    ]  # fmt: skip
+    t = relapse_grid(365.0)
+    sol = solve_ivp(lambda tt, y: model.rhs(tt, y, theta[0]), (0, 365), log_y0[0], t_eval=t,
+                    method="LSODA", rtol=1e-10, atol=1e-10)  # fmt: skip
+    direct = relapse_probabilities(t, 50.0 * np.exp(sol.y[0]) * 100.0, 500.0, [90, 180, 365])
+    for key in KEYS:
+        np.testing.assert_allclose(table[key], direct[key], atol=2e-3, err_msg=key)
+    assert 0.05 < table["p_cure"].iloc[-1] < 0.95
+    assert (table["p_relapse_antigen_neg"] == 0).all()
+
+
+def test_relapse_table_escape_grows_with_antigen_loss(tmp_path):
+    from cartfit.analysis import relapse_table
+
+    base = [0.04, 10.0, 3.0, 0.02, 0.5, 0.1]
+    theta = np.array([base + [1e-12], base + [1e-3]])
+    log_y0 = np.array([[0.0, np.log(1e-9), np.log(2.5e-4)]] * 2)
+    meta = {"tumor_cells_per_unit": 1e6, "relapse_threshold": 5.0}
+    write_fit(tmp_path / "e.nc", "escape", theta, log_y0, meta)
+    table = relapse_table(tmp_path / "e.nc", horizons=[90, 365]).set_index(
+        ["subject", "horizon_days"]
+    )
+    low, high = table.loc[("S1", 365)], table.loc[("S2", 365)]
+    assert low["p_relapse_antigen_neg"] < 0.05
+    assert high["p_relapse_antigen_neg"] > low["p_relapse_antigen_neg"] + 0.2
+    np.testing.assert_allclose(
+        table["p_relapse"], table["p_relapse_antigen_pos"] + table["p_relapse_antigen_neg"]
+    )

@@ -1,0 +1,169 @@
+r"""Virtual trials from a population posterior (the ``cartfit trial`` table).
+
+Each virtual subject :math:`i` takes a random posterior draw :math:`d_i` and a random template
+subject :math:`j_i` of the fitted cohort, and gets
+
+.. math::
+
+    \ln\theta_i = \mu_{d_i} + X_i \beta_{d_i} + \omega_{d_i} \eta_i, \qquad
+    \eta_i \sim \mathcal N(0, I),
+
+(the population model of :mod:`cartfit.inference.builder`) with covariates :math:`X_i` set by the
+arm (co-stimulation, lymphodepletion) or, where the arm leaves them open, the template's; the
+initial states are the template's posterior initial states at :math:`d_i`, with the CAR T
+states scaled by dose / template dose when the arm sets a dose. A model whose parameters include
+``lymphodepletion`` (the depth, e.g. multifate) has it set directly.
+
+Reported per quantity: ``mean`` — the predictive rate (mean over virtual subjects of their
+probabilities); ``q05``/``q95`` — the 5–95 % range of the proportion a trial of
+``n_subjects`` would observe (Monte Carlo over outcomes); exposure metrics give the mean,
+median and 5–95 % range across virtual subjects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cartfit.analysis.exposure import metric_units
+from cartfit.analysis.fitview import FitView, control_level, killing_rate, open_fit
+from cartfit.analysis.metrics import exposure_metrics, metric_grid
+from cartfit.analysis.relapse import relapse_grid, relapse_probabilities
+from cartfit.analysis.relapse_table import subject_inputs
+from cartfit.errors import CartfitError
+
+HORIZONS = (90.0, 180.0, 365.0)
+WINDOW = 28.0
+COLUMNS = ("quantity", "mean", "median", "q05", "q95", "unit", "dose", "costim",
+           "lymphodepletion", "n_subjects")  # fmt: skip
+
+
+def _flat(da) -> np.ndarray:
+    return da.stack(sample=("chain", "draw")).transpose("sample", ...).values
+
+
+def _cohort_lymphodepletion(view: FitView) -> pd.Series:
+    from cartfit.data import load_cohort
+
+    try:
+        subjects = load_cohort(view.tree.attrs["cohort"]).subjects
+    except (KeyError, CartfitError, OSError) as err:
+        raise CartfitError(f"{view.path}: the fitted cohort is needed for lymphodepletion "
+                           f"({err})") from None  # fmt: skip
+    return pd.to_numeric(subjects.loc[view.subjects, "lymphodepletion"], errors="coerce")
+
+
+def _covariates(view, post, template, costim, lymphodepletion) -> dict[str, np.ndarray]:
+    """Covariate values per virtual subject for every ``beta_<name>`` in the posterior."""
+    out = {}
+    names = [v[5:] for v in post.data_vars if v.startswith("beta_") and not v.endswith("_free")]
+    for name in names:
+        if name == "costim_cd28":
+            own = np.asarray(view.tree["constant_data"]["subject_costim"].values).astype(str)
+            arm = own[template] if costim is None else np.full(len(template), costim)
+            out[name] = (arm == "CD28").astype(float)
+        elif name == "lymphodepletion":
+            ld = _cohort_lymphodepletion(view).to_numpy(float)
+            arm = (
+                ld[template] if lymphodepletion is None else np.full(len(template), lymphodepletion)
+            )
+            out[name] = arm - np.nanmean(ld)
+    if costim is not None and "costim_cd28" not in out:
+        own = set(np.asarray(view.tree["constant_data"]["subject_costim"].values).astype(str))
+        if own != {costim}:
+            raise CartfitError(f"trial: the fit has no co-stimulation effect (cohort: "
+                               f"{sorted(own)}); cannot predict a {costim} arm")  # fmt: skip
+    return out
+
+
+def virtual_subjects(view: FitView, n_subjects: int, seed: int, dose=None, costim=None,
+                     lymphodepletion=None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``theta`` (n, parameter) and ``log_y0`` (n, state) of new subjects of the population."""
+    post = view.tree["posterior"]
+    if not view.population or "mu" not in post.data_vars:
+        raise CartfitError(f"{view.path}: a virtual trial needs a population fit "
+                           "(cartfit fit --population)")  # fmt: skip
+    rng = np.random.default_rng(seed)
+    mu, omega = _flat(post["mu"]), _flat(post["omega"])
+    d = rng.integers(0, len(mu), n_subjects)
+    template = rng.integers(0, len(view.subjects), n_subjects)
+    log_theta = mu[d] + omega[d] * rng.standard_normal((n_subjects, mu.shape[1]))
+    for name, x in _covariates(view, post, template, costim, lymphodepletion).items():
+        log_theta += x[:, None] * _flat(post[f"beta_{name}"])[d]
+    theta = np.exp(log_theta)
+    names = view.model.parameter_names
+    if lymphodepletion is not None and "lymphodepletion" in names:
+        theta[:, names.index("lymphodepletion")] = lymphodepletion
+    log_y0 = _flat(post["log_y0"])[d, template].copy()
+    if dose is not None:
+        own = np.asarray(view.tree["constant_data"]["subject_dose"].values, float)[template]
+        car_t = list(view.model.extras.get("car_t_states", ()))
+        log_y0[:, car_t] += np.log(dose / own)[:, None]
+    return theta, log_y0
+
+
+def _trajectories(view: FitView, theta, log_y0, times) -> dict:
+    from cartfit.inference.predict import solve_draws
+
+    ys, ok = solve_draws(view.model, theta[:, None], log_y0[:, None], times)
+    obs = {a: np.exp(f(ys, np)) * view.scales.get(a, view.scales.get("tumor", 1.0))
+           for a, f in view.model.observables.items()}  # fmt: skip
+    return {"times": times, "log_states": ys, "observables": obs, "ok": ok, "theta": theta[:, None]}
+
+
+def _rate_row(name: str, p: np.ndarray, rng: np.random.Generator) -> dict:
+    trials = (rng.uniform(size=(2000, len(p))) < p).mean(axis=1)
+    q05, med, q95 = np.quantile(trials, [0.05, 0.5, 0.95])
+    return {"quantity": name, "mean": float(p.mean()), "median": float(med), "q05": float(q05),
+            "q95": float(q95), "unit": "fraction"}  # fmt: skip
+
+
+def virtual_trial(
+    fit_path: str | Path,
+    dose: float | None = None,
+    costim: str | None = None,
+    lymphodepletion: float | None = None,
+    n_subjects: int = 200,
+    seed: int = 1,
+) -> pd.DataFrame:
+    """Response, relapse, antigen-negative relapse and cure rates and exposure of a virtual arm.
+
+    Rows: ``response_rate`` (mean tumour below the relapse threshold by day 90),
+    ``p_relapse_<h>d``, ``p_relapse_antigen_neg_<h>d``, ``p_cure_<h>d`` for h in 90, 180, 365,
+    then every exposure metric; columns in :data:`COLUMNS` (the arm's settings repeated).
+    """
+    if n_subjects < 1:
+        raise CartfitError("trial: --subjects must be at least 1")
+    view = open_fit(fit_path)
+    theta, log_y0 = virtual_subjects(view, n_subjects, seed, dose, costim, lymphodepletion)
+    rng = np.random.default_rng(seed + 1)
+    times = relapse_grid(max(HORIZONS))
+    traj = _trajectories(view, theta, log_y0, times)
+    inputs = subject_inputs(view, traj, 0)
+    probs = relapse_probabilities(times, horizons=HORIZONS, **inputs)
+    rows = [_rate_row("response_rate", probs["p_response"][:, 0], rng)]
+    for key in ("p_relapse", "p_relapse_antigen_neg", "p_cure"):
+        for j, h in enumerate(HORIZONS):
+            rows.append(_rate_row(f"{key}_{h:g}d", probs[key][:, j], rng))
+    grid = metric_grid(float(np.max(view.obs_times(), initial=0.0)), WINDOW)
+    traj = _trajectories(view, theta, log_y0, grid)
+    car_t = traj["observables"]["car_t"][:, 0]
+    kill = killing_rate(view.model, traj["log_states"][:, 0], theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        metrics = exposure_metrics(
+            grid, car_t, traj["observables"]["tumor"][:, 0], kill / car_t,
+            lloq=np.nanmedian([view.lloq(s) for s in view.subjects]), window=WINDOW,
+            control_level=control_level(view.model, theta, view.scales["car_t"]),
+        )  # fmt: skip
+    units = metric_units(view.units.get("car_t", ""), WINDOW)
+    for name, values in metrics.items():
+        v = values[traj["ok"][:, 0] & np.isfinite(values)]
+        q05, med, q95 = np.quantile(v, [0.05, 0.5, 0.95]) if len(v) else (np.nan,) * 3
+        rows.append({"quantity": name, "mean": float(np.mean(v)) if len(v) else np.nan,
+                     "median": med, "q05": q05, "q95": q95, "unit": units[name]})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["dose"], table["costim"] = dose, costim
+    table["lymphodepletion"], table["n_subjects"] = lymphodepletion, n_subjects
+    return table[list(COLUMNS)]

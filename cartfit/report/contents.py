@@ -1,0 +1,179 @@
+"""What a results folder holds, as the report's items: one figure per item, with its caption.
+
+File names follow the workflow's rules (``workflow/rules/*.smk``): a fit is
+``fits/<model>_<growth>_<unit>.nc``; its exposure and relapse tables carry the same stem; a
+comparison is ``compare/<model>_<unit>.csv``; a trial ``trials/<model>_<growth>_<scenario>.csv``.
+Figures are ``figures/<kind>_<stem>.png`` (see :mod:`cartfit.report.figures`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cartfit.growth import GROWTH_LAWS
+from cartfit.models import MODEL_NAMES
+from cartfit.report.html import esc
+
+_MODEL = "|".join(sorted(MODEL_NAMES, key=len, reverse=True))
+_GROWTH = "|".join(GROWTH_LAWS)
+FIT_STEM = re.compile(rf"^(?P<model>{_MODEL})_(?P<growth>{_GROWTH})_(?P<unit>.+)$")
+COMPARE_STEM = re.compile(rf"^(?P<model>{_MODEL})_(?P<unit>.+)$")
+POPULATION = "population"
+
+#: section of the report for each figure kind, in order
+SECTIONS = {
+    "compare": "Growth-law comparison",
+    "bands": "Data and posterior predictive bands",
+    "vpc": "Visual predictive checks",
+    "exposure": "Exposure metrics",
+    "relapse": "Relapse probabilities",
+    "trial": "Virtual trials",
+    "diagnostics": "Sampler diagnostics",
+}
+
+
+@dataclass
+class Item:
+    """One figure of the report, the files it is drawn from and the tables shown under it."""
+
+    kind: str
+    title: str
+    inputs: list[Path]
+    figure: Path
+    caption: str
+    tables: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Results:
+    """The files of one results folder (optionally restricted to a given list)."""
+
+    root: Path
+    fits: list[Path]
+    compare: list[Path]
+    exposure: list[Path]
+    relapse: list[Path]
+    trials: list[Path]
+    validation: Path | None
+
+    @classmethod
+    def scan(cls, root: str | os.PathLike[str],
+             files: Iterable[str | os.PathLike[str]] | None = None) -> Results:
+        base = Path(root)
+        allowed = None if files is None else {Path(f).resolve() for f in files}
+
+        def listing(folder: str, suffix: str) -> list[Path]:
+            found = sorted((base / folder).glob(f"*{suffix}"))
+            found = [p for p in found if not p.name.startswith(".")]
+            return [p for p in found if allowed is None or p.resolve() in allowed]
+
+        validation = base / "validation.txt"
+        return cls(base, listing("fits", ".nc"), listing("compare", ".csv"),
+                   listing("exposure", ".csv"), listing("relapse", ".csv"),
+                   listing("trials", ".csv"), validation if validation.is_file() else None)
+
+
+def _grouped(paths: Sequence[Path]) -> dict[tuple[str, str], list[Path]]:
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for p in paths:
+        m = FIT_STEM.match(p.stem)
+        if m:
+            groups.setdefault((m["model"], m["growth"]), []).append(p)
+    return groups
+
+
+def settings_text(attrs: dict[str, str]) -> str:
+    """``"4 chains × 500 draws after 500 tuning (target acceptance 0.9), seed 1, lognormal
+    errors"`` from a fit's attributes."""
+    try:
+        s = json.loads(attrs.get("settings", "{}"))
+    except ValueError:
+        s = {}
+    text = (f"{s.get('chains', '?')} chains × {s.get('draws', '?')} draws after "
+            f"{s.get('tune', '?')} tuning (target acceptance {s.get('target_accept', '?')}), "
+            f"seed {attrs.get('seed', '?')}, {s.get('likelihood', '?')} errors")
+    return esc(text)
+
+
+def _who(unit: str) -> str:
+    return "all subjects (population fit)" if unit == POPULATION else f"subject {esc(unit)}"
+
+
+def items(results: Results, attrs: dict[Path, dict[str, str]]) -> list[Item]:
+    """The report's figures, in report order, with captions stating their settings."""
+    fig = results.root / "figures"
+    by_stem = {p.stem: attrs[p] for p in results.fits}
+    out: list[Item] = []
+    for path in results.compare:
+        m = COMPARE_STEM.match(path.stem)
+        if not m:
+            continue
+        growths = [a.get("growth", "") for s, a in by_stem.items()
+                   if s.startswith(f"{m['model']}_") and s.endswith(f"_{m['unit']}")]
+        out.append(Item("compare", f"{m['model']}: growth laws, {_who(m['unit'])}", [path],
+                        fig / f"compare_{path.stem}.png",
+                        f"PSIS-LOO expected log predictive density (elpd ± SE) of the "
+                        f"{esc(m['model'])} model with each growth law "
+                        f"({esc(', '.join(sorted(growths)))}) fitted to {_who(m['unit'])}; "
+                        "right: difference to the best fit ± SE of the difference, with stacking "
+                        "weights. Pareto k > 0.7 marks observations whose estimate is unreliable.",
+                        [path]))
+    for kind in ("bands", "vpc"):
+        for path in results.fits:
+            m, a = FIT_STEM.match(path.stem), attrs[path]
+            if not m or (kind == "vpc" and a.get("mode") != POPULATION):
+                continue
+            what = (f"{esc(m['model'])} / {esc(m['growth'])} growth, {_who(m['unit'])}; "
+                    f"{settings_text(a)}")
+            caption = (
+                "Measured data with the posterior median (line), 50 % and 90 % credible bands of "
+                "the noise-free trajectory (shaded) and the 90 % prediction interval with "
+                f"residual error (dashed): {what}. Values below the LLOQ are drawn as open "
+                "triangles at the LLOQ (dotted line); they enter the likelihood as censored "
+                "(Beal M3)."
+                if kind == "bands" else
+                f"Visual predictive check of {what}. Top: observed 5/50/95 % percentiles of the "
+                "quantified measurements per visit bin (black) against 90 % prediction intervals "
+                "of the same percentiles over posterior predictive replicates. Bottom: observed "
+                "fraction below the LLOQ per bin against its 90 % prediction interval.")
+            out.append(Item(kind, f"{m['model']} / {m['growth']}, {m['unit']}", [path],
+                            fig / f"{kind}_{path.stem}.png", caption))
+    for kind, paths in (("exposure", results.exposure), ("relapse", results.relapse),
+                        ("trial", results.trials)):
+        for (model, growth), group in _grouped(paths).items():
+            fits = [a for s, a in by_stem.items() if s.startswith(f"{model}_{growth}_")]
+            settings = f"; fits: {settings_text(fits[0])}" if fits else ""
+            names = ", ".join(FIT_STEM.match(p.stem)["unit"] for p in group)
+            caption = {
+                "exposure": f"Posterior median and 5–95 % interval of the exposure metrics of "
+                            f"{esc(model)} / {esc(growth)} growth for {len(group)} fitted unit(s) "
+                            f"({esc(names)}), in the data's units{settings}. Open diamonds: true "
+                            "values of a simulated cohort (its truth.csv), where present.",
+                "relapse": f"Probability of relapse by each horizon per subject, split by the "
+                           f"antigen status of the relapsing tumour, and the outcome split at the "
+                           f"last horizon, from {esc(model)} / {esc(growth)} growth posterior "
+                           f"draws with antigen-negative clones as a branching process"
+                           f"{settings}.",
+                "trial": f"Virtual trials simulated from the population posterior of "
+                         f"{esc(model)} / {esc(growth)} growth, scenarios {esc(names)}: mean and "
+                         f"5–95 % interval of each outcome rate{settings}.",
+            }[kind]
+            out.append(Item(kind, f"{model} / {growth}", group,
+                            fig / f"{kind}_{model}_{growth}.png", caption, group))
+    for path in results.fits:
+        m = FIT_STEM.match(path.stem)
+        if m:
+            out.append(Item("diagnostics", f"{m['model']} / {m['growth']}, {m['unit']}", [path],
+                            fig / f"diagnostics_{path.stem}.png",
+                            f"Convergence checks of {esc(m['model'])} / {esc(m['growth'])} growth, "
+                            f"{_who(m['unit'])} ({settings_text(attrs[path])}): R-hat ≤ 1.01, "
+                            "bulk ESS ≥ 400, no divergences, E-BFMI ≥ 0.3; rank plots of the six "
+                            "quantities with the largest R-hat (flat histograms within the grey "
+                            "band mean the chains agree)."))
+    order = list(SECTIONS)
+    return sorted(out, key=lambda item: order.index(item.kind))

@@ -1,0 +1,58 @@
+# Settings and input functions shared by the rule files. The decisions behind them (which
+# settings apply to a cohort, which units are fitted) are cartfit.workflow_api functions.
+import os
+import re
+
+from cartfit.workflow_api import cohort_plan, sampler_settings, trial_settings
+
+# Sampler settings of the chosen preset, with the run's seed and likelihood.
+SAMPLER = sampler_settings(config)
+
+# Every rule runs in the `cartfit` conda environment (environment.yml) when Snakemake is
+# asked to manage software (--sdm conda); otherwise in the Python that runs Snakemake.
+CONDA_ENV = "cartfit"
+
+
+wildcard_constraints:
+    cohort=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+    model=r"predator_prey|multifate|escape",
+    growth=r"exponential|logistic|gompertz",
+    unit=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+    scenario=r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}",
+
+
+def plan(cohort):
+    """Wildcard values of a cohort: model, growth, unit, scenario (and its fit_mode)."""
+    return cohort_plan(config, cohort, "data")
+
+
+def over(*patterns, needs=None):
+    """Input function: each pattern with the job's wildcards filled in and expanded over the
+    cohort's values of its other wildcards (none when the cohort's plan has no `needs`, e.g.
+    no population fit or no trial scenario)."""
+
+    def files(wildcards):
+        values = plan(wildcards.cohort)
+        if needs is not None and not values[needs]:
+            return []
+        out = []
+        for pattern in patterns:
+            free = set(re.findall(r"{(\w+)}", pattern)) - set(wildcards.keys())
+            out += expand(
+                pattern, **dict(wildcards.items()), **{k: values[k] for k in free}
+            )
+        return out
+
+    return files
+
+
+def combine(*functions):
+    """Input function: the files of several input functions, in order."""
+    return lambda wildcards: [f for function in functions for f in function(wildcards)]
+
+
+def cohort_files(wildcards):
+    """The cohort's data files that exist (validation reports the missing ones)."""
+    names = ("observations.csv", "subjects.csv", "cohort.yaml")
+    files = [f"data/{wildcards.cohort}/{name}" for name in names]
+    return [f for f in files if os.path.isfile(f)]

@@ -1,0 +1,71 @@
+localrules:
+    methods,
+    report,
+
+
+rule methods:
+    input:
+        validated="results/{cohort}/validation.txt",
+        fits=over("results/{cohort}/fits/{model}_{growth}_{unit}.nc"),
+    output:
+        page=report(
+            "results/{cohort}/methods.html",
+            caption="../report/methods.rst",
+            category="{cohort}",
+            subcategory="Methods",
+        ),
+    log:
+        "results/{cohort}/logs/methods.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    message:
+        "Methods page of {wildcards.cohort}"
+    script:
+        "../scripts/methods.py"
+
+
+rule report:
+    input:
+        validated="results/{cohort}/validation.txt",
+        methods="results/{cohort}/methods.html",
+        fits=over("results/{cohort}/fits/{model}_{growth}_{unit}.nc"),
+        figures=combine(
+            over(
+                "results/{cohort}/figures/compare_{model}_{unit}.png",
+                "results/{cohort}/figures/bands_{model}_{growth}_{unit}.png",
+                "results/{cohort}/figures/exposure_{model}_{growth}.png",
+                "results/{cohort}/figures/relapse_{model}_{growth}.png",
+                "results/{cohort}/figures/diagnostics_{model}_{growth}_{unit}.png",
+            ),
+            over(
+                "results/{cohort}/figures/vpc_{model}_{growth}_population.png",
+                needs="population",
+            ),
+            over(
+                "results/{cohort}/figures/trial_{model}_{growth}.png", needs="scenario"
+            ),
+        ),
+        tables=over(
+            "results/{cohort}/compare/{model}_{unit}.csv",
+            "results/{cohort}/exposure/{model}_{growth}_{unit}.csv",
+            "results/{cohort}/relapse/{model}_{growth}_{unit}.csv",
+            "results/{cohort}/trials/{model}_{growth}_{scenario}.csv",
+        ),
+    output:
+        html="results/{cohort}/report.html",
+    log:
+        "results/{cohort}/logs/report.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    message:
+        "Writing results/{wildcards.cohort}/report.html"
+    script:
+        "../scripts/report.py"
