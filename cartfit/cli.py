@@ -78,12 +78,23 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from cartfit.analysis import compare_fits
+    from cartfit.analysis import compare_fits, log_linearity_diagnostic
+    from cartfit.data import load_cohort
+    from cartfit.inference.predict import load_fit
     from cartfit.io import write_table
 
     table = compare_fits(args.fits, kfold=args.kfold)
     write_table(table, args.out)
     print(table.to_string(index=False))
+    # the model-free diagnostic of the seed: is ln B linear in t before treatment?
+    cohort_dir = Path(load_fit(args.fits[0]).attrs["cohort"])
+    if cohort_dir.is_dir():
+        diag = log_linearity_diagnostic(load_cohort(cohort_dir))
+        if len(diag):
+            out = args.out.with_name(args.out.stem + "_loglinearity.csv")
+            write_table(diag, out)
+            print(f"\npre-infusion ln B linear in t? (written to {out})")
+            print(diag.to_string(index=False))
     return 0
 
 

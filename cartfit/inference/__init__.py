@@ -1,7 +1,26 @@
-"""Bayesian ODE inference: compiled sensitivity solver, PyTensor Op, model builders, fitting."""
+"""Bayesian ODE inference: compiled sensitivity solver, PyTensor Op, model builders, fitting.
 
-from cartfit.inference.builder import build_model, prior_predictive
-from cartfit.inference.data import FitData, prepare
-from cartfit.inference.fit import FitReport, FitSettings, fit_cohort
+Names are imported lazily so that readers of fit files (``cartfit.inference.predict``) do not
+pay for importing PyMC.
+"""
 
-__all__ = ["FitData", "FitReport", "FitSettings", "build_model", "fit_cohort", "prepare", "prior_predictive"]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "build_model": "cartfit.inference.builder",
+    "prior_predictive": "cartfit.inference.builder",
+    "FitData": "cartfit.inference.data",
+    "prepare": "cartfit.inference.data",
+    "FitReport": "cartfit.inference.fit",
+    "FitSettings": "cartfit.inference.fit",
+    "fit_cohort": "cartfit.inference.fit",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'cartfit.inference' has no attribute {name!r}")

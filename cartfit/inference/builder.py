@@ -155,7 +155,7 @@ def build_model(
             pred = pt.switch(pre, pre_pred, pred)
         pm.Deterministic("mu_obs", pred, dims="obs")
 
-        sigma = pm.HalfNormal("sigma", P.SIGMA_SCALE, dims="analyte")
+        sigma = pm.LogNormal("sigma", np.log(P.SIGMA_MEDIAN), P.SIGMA_LOG_SD, dims="analyte")
         sigma_obs = sigma[obs["analyte_idx"].to_numpy()]
         if likelihood == "student_t":
             dist = pm.StudentT.dist(nu=P.STUDENT_T_NU, mu=pred, sigma=sigma_obs)

@@ -27,6 +27,8 @@ class Diagnostics:
     bfmi: list[float]
     n_draws: int
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
@@ -43,6 +45,8 @@ class Diagnostics:
             "bfmi": self.bfmi,
             "n_draws": self.n_draws,
             "problems": self.problems,
+            "notes": self.notes,
+            "multistart_log_densities": self.starts,
             "worst": worst[["variable", "r_hat", "ess_bulk"]].to_dict("records"),
         })
 
@@ -54,6 +58,7 @@ class Diagnostics:
         )
         lines = [head]
         lines += [f"PROBLEM: {p}" for p in self.problems] or ["no convergence problem found"]
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ from cartfit.inference.builder import build_model, covariate_matrix
 from cartfit.inference.data import FitData, prepare
 from cartfit.inference import priors as P
 from cartfit.inference.diagnostics import Diagnostics, diagnose
+from cartfit.inference.init import multistart
 from cartfit.inference.predict import observation_means, pointwise_loglik
 from cartfit.models import get_model
 from cartfit.models.base import ODEModel
@@ -41,9 +42,10 @@ class FitSettings:
     likelihood: str = "lognormal"
     cores: int = 2
     target_accept: float = 0.9
-    low_rank_mass_matrix: bool = False
-    rtol: float = 1e-6
-    atol: float = 1e-6
+    low_rank_mass_matrix: bool | None = None  # None: on for population fits
+    n_starts: int = 6  # multi-start optimisation before sampling (0: start at the prior median)
+    rtol: float = 1e-5
+    atol: float = 1e-5
     progress: bool = True
 
 
@@ -75,17 +77,23 @@ def _summary_vars(post, population: bool) -> list[str]:
     return names
 
 
-def sample_model(pm_model: pm.Model, settings: FitSettings):
-    """Run nutpie on a built model; returns the PyMC/ArviZ DataTree."""
+def sample_model(pm_model: pm.Model, settings: FitSettings, population: bool = False,
+                 initvals: dict | None = None):
+    """Run nutpie on a built model; returns the PyMC/ArviZ DataTree.
+
+    Population fits use nutpie's low-rank modified mass matrix by default: on a 20-subject
+    predator–prey cohort it cut the leapfrog steps per draw from ~100 to ~16.
+    """
     kwargs = {"target_accept": settings.target_accept}
-    if settings.low_rank_mass_matrix:
+    low_rank = population if settings.low_rank_mass_matrix is None else settings.low_rank_mass_matrix
+    if low_rank:
         kwargs["low_rank_modified_mass_matrix"] = True
     with pm_model:
         return pm.sample(
             draws=settings.draws, tune=settings.tune, chains=settings.chains,
             cores=settings.cores, random_seed=settings.seed, nuts_sampler="nutpie",
             nuts_sampler_kwargs=kwargs, progressbar=settings.progress,
-            compute_convergence_checks=False,
+            compute_convergence_checks=False, initvals=initvals,
         )
 
 
@@ -196,10 +204,23 @@ def fit_cohort(
                            rtol=settings.rtol, atol=settings.atol)
     timings["build"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    idata = sample_model(pm_model, settings)
+    start = None
+    if settings.n_starts > 0:
+        t_opt = time.perf_counter()
+        start = multistart(pm_model, settings.n_starts, settings.seed)
+        timings["multistart"] = time.perf_counter() - t_opt
+        t1 = time.perf_counter()
+    idata = sample_model(pm_model, settings, population, start.point if start else None)
     timings["compile+sample"] = time.perf_counter() - t1
     post = idata["posterior"]
     diagnostics = diagnose(post, idata["sample_stats"], _summary_vars(post, population))
+    if start is not None:
+        diagnostics.starts = start.log_densities
+        if start.n_distinct > 1:
+            diagnostics.notes.append(
+                f"multi-start optimisation found {start.n_distinct} distinct optima (log density "
+                f"{', '.join(f'{v:.1f}' for v in start.log_densities)}); chains started at the best"
+            )
     t2 = time.perf_counter()
     tree = assemble(idata, pm_model, ode, data, settings, cohort, population, diagnostics)
     out = Path(out)

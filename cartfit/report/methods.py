@@ -13,6 +13,7 @@ import importlib
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,22 +74,30 @@ def _model_section(model_name: str, growth: str, attrs: dict[str, str]) -> str:
 
 
 def _other_priors() -> str:
-    from cartfit.inference import priors as P
+    """The constants of :mod:`cartfit.inference.priors` (initial states, residual error,
+    hierarchy) with the ``#:`` comments that document them, read from its source."""
+    import inspect
 
-    rows = [
-        ("residual SD σ per analyte (log scale)", f"HalfNormal({P.SIGMA_SCALE})"),
-        ("initial CAR T (log, scaled)", f"Normal(ln({P.C0_RELATIVE:g} × dose / median dose), "
-                                        f"{P.C0_LOG_SD})"),
-        ("initial tumour (log, scaled), baseline known",
-         f"Normal(ln baseline, {P.B0_LOG_SD_KNOWN})"),
-        ("initial tumour, baseline unknown", f"Normal(0, {P.B0_LOG_SD_UNKNOWN})"),
-        ("minor states (antigen-negative, memory, exhausted)",
-         f"Normal(ln fraction of the main state, {P.MINOR_LOG_SD})"),
-        ("population: SD ω of log subject effects", f"HalfNormal({P.OMEGA_SCALE})"),
-        ("population: covariate effects β on log parameters", f"Normal(0, {P.BETA_SD})"),
-        ("Student-t likelihood degrees of freedom", f"{P.STUDENT_T_NU:g} (fixed)"),
-    ]
-    return H.table(pd.DataFrame(rows, columns=["quantity", "prior"]))
+    from cartfit.inference import priors
+
+    rows: list[dict[str, str]] = []
+    comment: list[str] = []
+    in_comment = False
+    for line in inspect.getsource(priors).splitlines():
+        text = line.strip()
+        if text.startswith("#:"):  # a new comment block documents the assignments below it
+            comment = comment if in_comment else []
+            comment.append(text[2:].strip())
+            in_comment = True
+            continue
+        in_comment = False
+        if not text:
+            comment = []
+        match = re.match(r"^([A-Z][A-Z0-9_]*)\s*=", line)
+        if match and hasattr(priors, match[1]):
+            rows.append({"constant": match[1], "value": repr(getattr(priors, match[1])),
+                         "meaning": " ".join(comment)})
+    return H.table(pd.DataFrame(rows, columns=["constant", "value", "meaning"]))
 
 
 def _fits_table(paths: Sequence[Path], attrs: Sequence[dict[str, str]]) -> str:
@@ -153,7 +162,9 @@ def methods_html(fits: Sequence[str | os.PathLike[str]],
     out.append("<p>Values below the LLOQ are never dropped or replaced: they enter as "
                "left-censored (Beal M3), contributing the probability that the measurement "
                "falls below the LLOQ.</p>")
-    out.append("<h4>Other priors</h4>" + _other_priors())
+    out.append("<h4>Other priors</h4><p>Initial states, residual error and the population "
+               "hierarchy use these settings of <code>cartfit.inference.priors</code> (as "
+               "installed when this page was written):</p>" + _other_priors())
     out.append("<h3>Sampler and settings</h3>")
     samplers = sorted({a.get("sampler", "") for a in attrs})
     out.append(f"<p>Sampler: {H.esc(', '.join(samplers))}. Convergence checks: R-hat ≤ 1.01, "

@@ -8,9 +8,9 @@ from cartfit.workflow_api import cohort_plan, sampler_settings, trial_settings
 # Sampler settings of the chosen preset, with the run's seed and likelihood.
 SAMPLER = sampler_settings(config)
 
-# Every rule runs in the `cartfit` conda environment (environment.yml) when Snakemake is
-# asked to manage software (--sdm conda); otherwise in the Python that runs Snakemake.
-CONDA_ENV = "cartfit"
+# Every rule's software when Snakemake manages it (--sdm conda); otherwise the rules run in
+# the Python environment that runs Snakemake.
+CONDA_ENV = "../envs/cartfit.yaml"
 
 
 wildcard_constraints:

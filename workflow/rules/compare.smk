@@ -20,4 +20,4 @@ rule compare:
     message:
         "Comparing growth laws of {wildcards.model} on {wildcards.cohort}: {wildcards.unit}"
     script:
-        "../scripts/compare.py"
+        "../scripts/step_compare.py"

@@ -27,4 +27,4 @@ rule exposure:
     message:
         "Exposure metrics of {wildcards.model} / {wildcards.growth}, {wildcards.cohort}: {wildcards.unit}"
     script:
-        "../scripts/exposure.py"
+        "../scripts/step_exposure.py"

@@ -1,5 +1,5 @@
 # One figure per job; every figure is a labelled item of the Snakemake report and is embedded
-# in results/<cohort>/report.html. All rules call workflow/scripts/figure.py with a `kind`.
+# in results/<cohort>/report.html. All rules call workflow/scripts/step_figure.py with a `kind`.
 
 
 rule figure_bands:
@@ -27,7 +27,7 @@ rule figure_bands:
     message:
         "Posterior predictive bands: {wildcards.model} / {wildcards.growth}, {wildcards.unit}"
     script:
-        "../scripts/figure.py"
+        "../scripts/step_figure.py"
 
 
 rule figure_diagnostics:
@@ -55,7 +55,7 @@ rule figure_diagnostics:
     message:
         "Sampler diagnostics: {wildcards.model} / {wildcards.growth}, {wildcards.unit}"
     script:
-        "../scripts/figure.py"
+        "../scripts/step_figure.py"
 
 
 rule figure_vpc:
@@ -83,7 +83,7 @@ rule figure_vpc:
     message:
         "Visual predictive check: {wildcards.model} / {wildcards.growth}, {wildcards.cohort}"
     script:
-        "../scripts/figure.py"
+        "../scripts/step_figure.py"
 
 
 rule figure_compare:
@@ -110,7 +110,7 @@ rule figure_compare:
     message:
         "Growth-law comparison figure: {wildcards.model}, {wildcards.unit}"
     script:
-        "../scripts/figure.py"
+        "../scripts/step_figure.py"
 
 
 rule figure_exposure:
@@ -139,7 +139,7 @@ rule figure_exposure:
     message:
         "Exposure forest plot: {wildcards.model} / {wildcards.growth}, {wildcards.cohort}"
     script:
-        "../scripts/figure.py"
+        "../scripts/step_figure.py"
 
 
 rule figure_relapse:
@@ -167,7 +167,7 @@ rule figure_relapse:
     message:
         "Relapse curves: {wildcards.model} / {wildcards.growth}, {wildcards.cohort}"
     script:
-        "../scripts/figure.py"
+        "../scripts/step_figure.py"
 
 
 rule figure_trial:
@@ -195,4 +195,4 @@ rule figure_trial:
     message:
         "Virtual trial summary: {wildcards.model} / {wildcards.growth}, {wildcards.cohort}"
     script:
-        "../scripts/figure.py"
+        "../scripts/step_figure.py"

@@ -19,4 +19,4 @@ rule fit:
     message:
         "Fitting {wildcards.model} / {wildcards.growth} growth to {wildcards.cohort}: {wildcards.unit}"
     script:
-        "../scripts/fit.py"
+        "../scripts/step_fit.py"

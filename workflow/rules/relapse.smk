@@ -27,4 +27,4 @@ rule relapse:
     message:
         "Relapse probabilities of {wildcards.model} / {wildcards.growth}, {wildcards.cohort}: {wildcards.unit}"
     script:
-        "../scripts/relapse.py"
+        "../scripts/step_relapse.py"

@@ -25,7 +25,7 @@ rule methods:
     message:
         "Methods page of {wildcards.cohort}"
     script:
-        "../scripts/methods.py"
+        "../scripts/step_methods.py"
 
 
 rule report:
@@ -68,4 +68,4 @@ rule report:
     message:
         "Writing results/{wildcards.cohort}/report.html"
     script:
-        "../scripts/report.py"
+        "../scripts/step_report.py"

@@ -29,4 +29,4 @@ rule trial:
     message:
         "Virtual trial {wildcards.scenario} from {wildcards.model} / {wildcards.growth}, {wildcards.cohort}"
     script:
-        "../scripts/trial.py"
+        "../scripts/step_trial.py"

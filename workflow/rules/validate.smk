@@ -20,4 +20,4 @@ rule validate:
     message:
         "Checking data/{wildcards.cohort} against the data contract"
     script:
-        "../scripts/validate.py"
+        "../scripts/step_validate.py"

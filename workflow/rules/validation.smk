@@ -5,8 +5,10 @@
 
 rule validation_all:
     input:
-        coverage="results/validation/{model}_{growth}/coverage.csv".format(
-            model=config["validation"]["model"], growth=config["validation"]["growth"]
+        coverage=expand(
+            "results/validation/{model}_{growth}/coverage.csv",
+            model=config["validation"]["model"],
+            growth=config["validation"]["growth"],
         ),
 
 
@@ -26,7 +28,7 @@ rule validation_simulate:
     message:
         "Simulating {wildcards.model} / {wildcards.growth}, seed {wildcards.seed}"
     script:
-        "../scripts/simulate.py"
+        "../scripts/step_simulate.py"
 
 
 rule validation_fit:
@@ -49,7 +51,7 @@ rule validation_fit:
     message:
         "Fitting the simulated {wildcards.model} / {wildcards.growth} cohort, seed {wildcards.seed}"
     script:
-        "../scripts/validation_fit.py"
+        "../scripts/step_validation_fit.py"
 
 
 rule validation_exposure:
@@ -70,7 +72,7 @@ rule validation_exposure:
     message:
         "Exposure metrics of the simulated cohort, seed {wildcards.seed}"
     script:
-        "../scripts/exposure.py"
+        "../scripts/step_exposure.py"
 
 
 rule validation_recovery:
@@ -90,7 +92,7 @@ rule validation_recovery:
     message:
         "True exposure against its posterior interval, seed {wildcards.seed}"
     script:
-        "../scripts/recovery.py"
+        "../scripts/step_recovery.py"
 
 
 rule validation_coverage:
@@ -112,4 +114,4 @@ rule validation_coverage:
     message:
         "Coverage of the 90 % exposure intervals over the simulated cohorts"
     script:
-        "../scripts/coverage.py"
+        "../scripts/step_coverage.py"

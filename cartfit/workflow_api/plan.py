@@ -1,0 +1,111 @@
+"""What the workflow runs for a cohort: its settings, fitted units and wildcard values."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cartfit.errors import CartfitError
+
+#: the fitted unit of a population fit (any other unit is a subject id)
+POPULATION = "population"
+#: keys of the config that ``cohort_overrides`` may replace for one cohort
+OVERRIDABLE = ("models", "growth_laws", "fit_mode", "scenarios")
+
+def cohort_settings(config: Mapping[str, Any], cohort: str) -> dict[str, Any]:
+    """Models, growth laws, fit mode and trial scenarios that apply to ``cohort``.
+
+    The top-level keys of the (validated) config, with ``cohort_overrides[cohort]`` replacing
+    any of :data:`OVERRIDABLE`; ``scenarios`` defaults to ``config["trials"]["scenarios"]``.
+    Trials need a population posterior, so a cohort fitted per subject has no scenarios.
+    """
+    settings = {
+        "models": list(config["models"]),
+        "growth_laws": list(config["growth_laws"]),
+        "fit_mode": config["fit_mode"],
+        "scenarios": list(config.get("trials", {}).get("scenarios", [])),
+    }
+    for key, value in config.get("cohort_overrides", {}).get(cohort, {}).items():
+        if key not in OVERRIDABLE:
+            raise CartfitError(
+                f"config: cohort_overrides.{cohort}.{key}: cannot be overridden per cohort "
+                f"(expected one of {', '.join(OVERRIDABLE)})"
+            )
+        settings[key] = list(value) if isinstance(value, list) else value
+    if settings["fit_mode"] != POPULATION:
+        settings["scenarios"] = []
+    return settings
+
+
+def cohort_plan(
+    config: Mapping[str, Any], cohort: str, data_dir: str | os.PathLike[str] = "data"
+) -> dict[str, Any]:
+    """Wildcard values of one cohort's jobs: ``model``, ``growth``, ``unit``, ``scenario``.
+
+    Lists for :func:`snakemake.io.expand` (``population`` is ``["population"]`` or empty),
+    plus the cohort's ``fit_mode``. Units are read by
+    :func:`fit_units` from ``data_dir/cohort``.
+    """
+    settings = cohort_settings(config, cohort)
+    return {
+        "model": settings["models"],
+        "growth": settings["growth_laws"],
+        "unit": fit_units(settings["fit_mode"], Path(data_dir) / cohort),
+        "scenario": [s["name"] for s in settings["scenarios"]],
+        "population": [POPULATION] if settings["fit_mode"] == POPULATION else [],
+        "fit_mode": settings["fit_mode"],
+    }
+
+
+def trial_settings(config: Mapping[str, Any], cohort: str, scenario: str) -> dict[str, Any]:
+    """The trial scenario called ``scenario`` of a cohort, with the run's size and seed.
+
+    Returns ``{"scenario": {...}, "n_subjects": int, "seed": int}``.
+    """
+    for entry in cohort_settings(config, cohort)["scenarios"]:
+        if entry["name"] == scenario:
+            trials = config.get("trials", {})
+            return {"scenario": dict(entry), "n_subjects": int(trials.get("subjects", 200)),
+                    "seed": int(config["seed"])}
+    raise CartfitError(f"config: cohort {cohort!r} has no trial scenario {scenario!r}")
+
+
+def sampler_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampler settings of the chosen ``preset`` with the run's ``seed`` and ``likelihood``."""
+    preset = dict(config["presets"][config["preset"]])
+    preset.update(seed=int(config["seed"]), likelihood=config["likelihood"])
+    return preset
+
+
+def _subject_ids(path: Path) -> list[str]:
+    """The ``subject`` column of a subjects.csv, read without validating anything else."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            return [row["subject"].strip() for row in csv.DictReader(f) if row.get("subject")]
+    except (OSError, UnicodeDecodeError, KeyError, csv.Error):
+        return []
+
+
+def fit_units(fit_mode: str, cohort_dir: str | os.PathLike[str]) -> list[str]:
+    """The units fitted for a cohort: ``["population"]``, or every subject id (sorted).
+
+    Subject ids are read from ``subjects.csv`` without validation (the workflow's validate job
+    reports problems); an unreadable file gives no unit, so the run stops at that job.
+
+    Raises
+    ------
+    CartfitError
+        In subjects mode, when a subject is called ``population`` (the name of the other mode).
+    """
+    if fit_mode == POPULATION:
+        return [POPULATION]
+    ids = sorted(set(_subject_ids(Path(cohort_dir) / "subjects.csv")))
+    if POPULATION in ids:
+        raise CartfitError(
+            f"{cohort_dir}/subjects.csv: a subject is called {POPULATION!r}, which names the "
+            "population fit in result files; rename it to fit subjects one by one"
+        )
+    return ids

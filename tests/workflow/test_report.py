@@ -1,0 +1,130 @@
+"""cartfit.report: the self-contained HTML report and its methods page, on synthetic results.
+
+Fit files here hold only the root attributes that the report reads (no MCMC); the figures are
+tiny PNG files made fresh, so the report embeds them without drawing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import xarray as xr
+from PIL import Image
+
+from cartfit.errors import CartfitError
+from cartfit.report import build_report, methods_html
+from cartfit.report.html import rst_block, table
+
+SOFTWARE = {"python": "3.12.1", "pymc": "6.4.0", "nutpie": "0.16.0"}
+
+
+def _fit(path: Path, model="predator_prey", growth="gompertz", mode="population",
+         problems=(), kill_median=0.5) -> Path:
+    attrs = {
+        "model": model, "growth": growth, "mode": mode, "subjects": json.dumps(["S01", "S02"]),
+        "cartfit_version": "0.1.0", "data_sha256": "ab" * 32, "cohort": "data/none",
+        "seed": "5", "sampler": "nutpie NUTS (numba backend)",
+        "settings": json.dumps({"chains": 2, "tune": 40, "draws": 30, "seed": 5,
+                                "likelihood": "lognormal", "target_accept": 0.9}),
+        "priors": json.dumps({"kill_rate": {"symbol": "k", "unit": "1/day",
+                                            "median": kill_median, "log_sd": 1.0}}),
+        "units": json.dumps({"car_t": "copies/ug"}),
+        "cohort_meta": json.dumps({"name": "synthetic", "license": "CC0"}),
+        "diagnostics": json.dumps({"problems": list(problems)}),
+        "software": json.dumps(SOFTWARE),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xr.DataTree(xr.Dataset(attrs=attrs)).to_netcdf(path, engine="netcdf4")
+    return path
+
+
+def _png(path: Path, colour=(0, 114, 178)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (6, 4), colour).save(path)
+    return path
+
+
+def _results(root: Path, problems=()) -> Path:
+    fit = _fit(root / "fits" / "predator_prey_gompertz_population.nc", problems=problems)
+    for kind in ("bands", "vpc", "diagnostics"):
+        _png(root / "figures" / f"{kind}_predator_prey_gompertz_population.png")
+    (root / "validation.txt").write_text("cohort synthetic\n  subjects 2\n")
+    os.utime(fit, (1, 1))  # the figures are newer than their source: embedded as they are
+    return root
+
+
+def _images(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+def test_report_embeds_every_figure_and_puts_failures_first(tmp_path: Path):
+    root = _results(tmp_path / "res", problems=["R-hat > 1.01 for 3 quantities (worst 1.2)"])
+    html = build_report(root).read_text()
+    figures = [i for i in _images(html) if i.startswith(b"\x89PNG")]
+    assert sum(1 for i in figures if Image.open(io.BytesIO(i)).size == (6, 4)) == 3
+    first_figure = html.index("<figure")
+    assert html.index('class="problems"') < first_figure
+    assert html.index("R-hat &gt; 1.01 for 3 quantities") < first_figure
+    assert 'href="#diagnostics-predator-prey-gompertz-population"' in html
+    assert 'id="diagnostics-predator-prey-gompertz-population"' in html
+    assert "2 chains × 30 draws after 40 tuning" in html  # captions state the settings
+    assert "http://" not in html.replace("http://www.w3.org", "")  # nothing loaded from outside
+
+
+def test_report_says_so_when_all_fits_passed(tmp_path: Path):
+    html = build_report(_results(tmp_path / "res")).read_text()
+    assert 'class="problems"' not in html and "All 1 fit(s) passed" in html
+
+
+def test_figure_that_cannot_be_drawn_is_reported_not_hidden(tmp_path: Path):
+    root = _results(tmp_path / "res")
+    (root / "figures" / "bands_predator_prey_gompertz_population.png").unlink()
+    html = build_report(root).read_text()
+    assert 'class="problems"' in html
+    assert html.index("bands figure bands_predator_prey_gompertz_population.png could not be "
+                      "drawn") < html.index("<figure")
+
+
+def test_report_keeps_to_the_given_files(tmp_path: Path):
+    root = _results(tmp_path / "res")
+    stale = _fit(root / "fits" / "escape_logistic_population.nc", model="escape",
+                 growth="logistic", problems=["left over from another configuration"])
+    keep = [root / "fits" / "predator_prey_gompertz_population.nc", root / "validation.txt"]
+    html = build_report(root, files=keep).read_text()
+    assert "left over" not in html and "escape" not in html
+    assert "left over" in build_report(root).read_text()  # without a list, everything found
+    assert stale.exists()
+
+
+def test_report_of_a_folder_without_fits_is_an_error(tmp_path: Path):
+    with pytest.raises(CartfitError, match="no fit file"):
+        build_report(tmp_path)
+
+
+def test_methods_page_states_equations_priors_software_and_data(tmp_path: Path):
+    fits = [_fit(tmp_path / "fits" / "predator_prey_gompertz_population.nc", kill_median=0.25),
+            _fit(tmp_path / "fits" / "predator_prey_logistic_population.nc", growth="logistic")]
+    html = methods_html(fits)
+    assert html.count('class="equation"') >= 6  # two models, two equations and a growth law each
+    assert 'alt="\\frac{dB}{dt} = r B \\ln\\frac{K}{B}"' in html  # Gompertz, from the model
+    assert "<td>0.25</td>" in html  # the prior stored in the fit, not the code default 0.5
+    assert "ab" * 32 in html and "6.4.0" in html and "CC0" in html
+    assert "Beal M3" in html
+    others = html[html.index("Other priors"):html.index("Sampler and settings")]
+    assert others.count("<tr>") >= 4  # header and the inference-level prior settings
+
+
+def test_html_helpers_escape_and_render_math():
+    import pandas as pd
+
+    cell = table(pd.DataFrame({"name": ["<b>x</b>"], "value": [0.123456]}))
+    assert "&lt;b&gt;x&lt;/b&gt;" in cell and "<td>0.1235</td>" in cell
+    block = rst_block("Text with ``code``.\n\n.. math::\n\n    a = b \\qquad c = d\n\n* one\n* two")
+    assert block.count('class="equation"') == 2 and "<code>code</code>" in block
+    assert "<li>one</li><li>two</li>" in block
