@@ -5,11 +5,11 @@
 //   du/dt = r (ln K - u) - k e^v,     dv/dt = p e^u - d
 // Parameters theta = (r, K, k, p, d) = exp(log_m + tau .* z), z ~ N(0, 1) (non-centred
 // log-normal priors); initial log states log_y0 = y0_mean + y0_sd .* z0, z0 ~ N(0, 1);
-// residual SD per analyte sigma ~ HalfNormal(sigma_scale).
+// residual SD per analyte sigma ~ LogNormal(ln sigma_median, sigma_log_sd).
 // Observation j: ln(y_j / s_a) ~ N(mu_j, sigma_a); rows below the LLOQ are left-censored
 // (Beal M3): normal_lcdf(ln(LLOQ_j / s_a) | mu_j, sigma_a). Pre-infusion tumour rows (t < 0)
 // use the Gompertz closed form ln B(t) = ln K + (u0 - ln K) e^{-r t}.
-// Every density keeps its normalising constant (target += ..._lpdf, and log 2 per half-normal),
+// Every density keeps its normalising constant (target += ..._lpdf),
 // so the log density equals PyMC's at the same unconstrained point.
 functions {
   vector log_rhs(real t, vector y, real r, real K, real k, real p, real d) {
@@ -34,7 +34,8 @@ data {
   vector<lower=0>[5] tau;                    // prior log-SDs
   vector[2] y0_mean;
   vector<lower=0>[2] y0_sd;
-  real<lower=0> sigma_scale;
+  real<lower=0> sigma_median;
+  real<lower=0> sigma_log_sd;
   real<lower=0> rtol;
   real<lower=0> atol;
   int<lower=1> max_steps;
@@ -53,7 +54,7 @@ model {
                                           theta[1], theta[2], theta[3], theta[4], theta[5]);
   target += std_normal_lpdf(z);
   target += std_normal_lpdf(z0);
-  target += normal_lpdf(sigma | 0, sigma_scale) + 2 * log(2);
+  target += lognormal_lpdf(sigma | log(sigma_median), sigma_log_sd);
   for (j in 1:N) {
     real mu;
     if (pre[j] == 1) {

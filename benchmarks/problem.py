@@ -53,7 +53,8 @@ class Problem:
     tau: np.ndarray
     y0_mean: np.ndarray
     y0_sd: np.ndarray
-    sigma_scale: float
+    sigma_median: float
+    sigma_log_sd: float
     parameter_names: tuple[str, ...]
 
     def stan_data(self, rtol: float, atol: float, max_steps: int = 100_000) -> dict:
@@ -73,7 +74,8 @@ class Problem:
             "tau": self.tau.tolist(),
             "y0_mean": self.y0_mean.tolist(),
             "y0_sd": self.y0_sd.tolist(),
-            "sigma_scale": self.sigma_scale,
+            "sigma_median": self.sigma_median,
+            "sigma_log_sd": self.sigma_log_sd,
             "rtol": rtol,
             "atol": atol,
             "max_steps": max_steps,
@@ -112,7 +114,8 @@ def load_problem(cohort: Path, subject: str = "S01") -> Problem:
         tau=np.array([p.log_sd for p in ode.parameters]),
         y0_mean=mean[0],
         y0_sd=sd[0],
-        sigma_scale=float(P.SIGMA_SCALE),
+        sigma_median=float(P.SIGMA_MEDIAN),
+        sigma_log_sd=float(P.SIGMA_LOG_SD),
         parameter_names=ode.parameter_names,
     )
 

@@ -29,6 +29,8 @@ def _consistency(extra: dict) -> list[str]:
                 f"  {label}logp {lp:.6f} (diff {lp - c['logp']:+.2e}); "
                 f"max |grad diff| {dg:.2e} (max |grad| {scale:.2e})"
             )
+            if abs(lp - c["logp"]) > 1e-3 or dg > 1e-2 * max(scale, 1.0):
+                lines.append(f"  WARNING: {label.strip()} is NOT the same model as cartfit's")
     return lines
 
 

@@ -1,7 +1,7 @@
 """The ``pm.ode`` route: PyMC's built-in ``DifferentialEquation`` on the same model and priors.
 
 The same log-state ODE, non-centred log-normal parameter priors, initial-state priors,
-half-normal residual SDs and censored (M3) likelihood as cartfit's builder, with the ODE solved
+log-normal residual SDs and censored (M3) likelihood as cartfit's builder, with the ODE solved
 by ``pm.ode.DifferentialEquation`` (SciPy ``odeint`` of the states and forward sensitivities,
 right-hand side and Jacobians evaluated by PyTensor from Python). Its gradient costs about 0.1 s,
 so it gets a reduced run (PyMC's NUTS, one chain, short warm-up, wall-clock cap) and its
@@ -32,7 +32,7 @@ def build_pmode_model(prob: Problem):
     with pm.Model() as model:
         z = pm.Normal("z", 0.0, 1.0, shape=5)
         z0 = pm.Normal("z0", 0.0, 1.0, shape=2)
-        sigma = pm.HalfNormal("sigma", prob.sigma_scale, shape=2)
+        sigma = pm.LogNormal("sigma", np.log(prob.sigma_median), prob.sigma_log_sd, shape=2)
         theta = pm.Deterministic("theta", pt.exp(prob.log_m + prob.tau * z))
         log_y0 = pm.Deterministic("log_y0", prob.y0_mean + prob.y0_sd * z0)
         ys = ode(y0=log_y0, theta=theta)  # (n_t, 2)
