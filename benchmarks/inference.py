@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     point = unconstrained_point(prob, res_c)
     extra["point"] = point.tolist()
     extra["cartfit_gradient"] = cartfit_gradient(prob, point)
-    res_c.grad_s = extra["cartfit_gradient"]["loop_s"]
+    res_c.grad_s = extra["cartfit_gradient"]["loop_cpu_s"]
 
     why = "skipped (--skip-stan)" if a.skip_stan else stan_unavailable()
     if why is None:
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         extra["pmode_gradient"] = pmode_gradient(build_pmode_model(prob), point)
         res_p = run_pmode(prob, a.pmode_tune, a.pmode_draws, a.seed, a.pmode_cap)
-        res_p.grad_s = extra["pmode_gradient"]["grad_s"]
+        res_p.grad_s = extra["pmode_gradient"]["grad_cpu_s"]
         results.append(res_p)
 
     extra["load_avg_end"] = os.getloadavg()

@@ -42,14 +42,14 @@ def _gradients(results: list[RouteResult], extra: dict) -> list[str]:
     c = extra["cartfit_gradient"]
     lines = [
         "Cost of one log density + gradient (same point):",
-        _row("cartfit: compiled numba logp_dlogp, numba loop", c["loop_s"],
-             f"(rtol {c['rtol']:g}, atol {c['atol']:g})"),
+        _row("cartfit: compiled numba logp_dlogp, numba loop, CPU", c["loop_cpu_s"],
+             f"(wall {c['loop_s'] * US:.1f} us; solver rtol {c['rtol']:g}, atol {c['atol']:g})"),
         _row("cartfit: the same called from Python", c["call_s"]),
     ]  # fmt: skip
     s = extra.get("stan")
     if s:
         lines += [
-            _row("Stan: sampling CPU / leapfrog steps", s["sampling_cpu_per_gradient_s"],
+            _row("Stan: sampling CPU time / leapfrog steps", s["sampling_cpu_per_gradient_s"],
                  f"({s['n_leapfrog_total']} steps, warm-up included)"),
             _row("Stan: httpstan extension log_prob_grad", s["extension_log_prob_grad_s"],
                  f"(rebuilds the model each call; log_prob alone "
@@ -62,7 +62,14 @@ def _gradients(results: list[RouteResult], extra: dict) -> list[str]:
             lines.append(f"  Stan: its own 'Gradient evaluation took' per chain: {each} us")
     p = _by_name(results, "PyMC")
     if p:
-        lines.append(_row("pm.ode: PyTensor function logp + dlogp", p.grad_s))
+        g = extra["pmode_gradient"]
+        lines.append(
+            _row(
+                "pm.ode: PyTensor function logp + dlogp, CPU",
+                g["grad_cpu_s"],
+                f"(wall {g['grad_s'] * US:.0f} us)",
+            )
+        )
         if p.n_gradients:
             per = p.sampling_s / p.n_gradients
             lines.append(_row("pm.ode: sampling time / leapfrog steps", per, f"({p.n_gradients})"))
@@ -75,6 +82,9 @@ def _stan_ratios(c: RouteResult, s: RouteResult, conv: dict, extra: dict, cold) 
     lines = [
         f"  cartfit / Stan, sampling ESS/s: {fmt(ratio(cc['ess_per_s'], cs['ess_per_s']))}"
         f"  ({cc['ess_per_s']:.1f} vs {cs['ess_per_s']:.1f})",
+        f"  the same against Stan's ESS per sampling CPU-second (a lower bound on a shared "
+        f"machine): {fmt(ratio(cc['ess_per_s'], cs.get('ess_per_cpu_s')))}  "
+        f"(Stan {fmt(cs.get('ess_per_cpu_s'), '.1f')} ESS per CPU-s)",
         f"  cartfit / Stan, cost per gradient: {fmt(per_grad)}x cheaper (Stan's in-sampler cost"
         " per leapfrog step vs cartfit's compiled function)",
     ]

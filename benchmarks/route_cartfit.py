@@ -115,8 +115,9 @@ def cartfit_gradient(prob: Problem, point: np.ndarray, n_evals: int = 20_000) ->
     """Seconds per compiled log density + gradient, and their values at ``point``.
 
     The function is the one nutpie samples with (PyTensor's numba build of the model's
-    ``logp_dlogp``). ``loop_s`` times it in a numba loop (no Python between calls), ``call_s``
-    from Python (adds the call overhead).
+    ``logp_dlogp``). ``loop_s`` times it in a numba loop (no Python between calls; wall clock,
+    and ``loop_cpu_s`` in CPU time of this thread, which other processes on a shared CPU do not
+    inflate), ``call_s`` from Python (adds the call overhead).
     """
     import numba
     import nutpie
@@ -147,9 +148,10 @@ def cartfit_gradient(prob: Problem, point: np.ndarray, n_evals: int = 20_000) ->
         return acc
 
     loop(x, 2)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     loop(x, n_evals)
     loop_s = (time.perf_counter() - t0) / n_evals
+    loop_cpu_s = (time.thread_time() - c0) / n_evals
     t0 = time.perf_counter()
     for _ in range(n_evals // 4):
         fn(x)
@@ -158,6 +160,7 @@ def cartfit_gradient(prob: Problem, point: np.ndarray, n_evals: int = 20_000) ->
         "logp": float(logp),
         "grad": np.asarray(grad, float).tolist(),
         "loop_s": loop_s,
+        "loop_cpu_s": loop_cpu_s,
         "call_s": call_s,
         "rtol": s.rtol,
         "atol": s.atol,

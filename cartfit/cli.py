@@ -64,7 +64,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     settings = FitSettings(
         chains=args.chains, tune=args.tune, draws=args.draws, seed=args.seed,
-        likelihood=args.likelihood, cores=args.cores,
+        likelihood=args.likelihood, cores=args.cores, max_treedepth=args.max_treedepth,
+        target_accept=args.target_accept,
     )
     report = fit_cohort(
         args.dir, model=args.model, growth=args.growth, subject=args.subject,
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--seed", type=int, default=20261127)
     p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--target-accept", type=float, default=0.9)
+    p.add_argument("--max-treedepth", type=int, default=10)
     p.add_argument("--likelihood", choices=("lognormal", "student_t"), default="lognormal")
     p.add_argument("--strict", action="store_true", help="exit 1 on convergence problems")
     p.set_defaults(func=_cmd_fit)

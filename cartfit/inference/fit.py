@@ -42,6 +42,7 @@ class FitSettings:
     likelihood: str = "lognormal"
     cores: int = 2
     target_accept: float = 0.9
+    max_treedepth: int = 10
     low_rank_mass_matrix: bool | None = None  # None: on for population fits
     n_starts: int = 6  # multi-start optimisation before sampling (0: start at the prior median)
     rtol: float = 1e-5
@@ -84,7 +85,7 @@ def sample_model(pm_model: pm.Model, settings: FitSettings, population: bool = F
     Population fits use nutpie's low-rank modified mass matrix by default: on a 20-subject
     predator–prey cohort it cut the leapfrog steps per draw from ~100 to ~16.
     """
-    kwargs = {"target_accept": settings.target_accept}
+    kwargs = {"target_accept": settings.target_accept, "maxdepth": settings.max_treedepth}
     low_rank = population if settings.low_rank_mass_matrix is None else settings.low_rank_mass_matrix
     if low_rank:
         kwargs["low_rank_modified_mass_matrix"] = True
@@ -92,7 +93,7 @@ def sample_model(pm_model: pm.Model, settings: FitSettings, population: bool = F
         return pm.sample(
             draws=settings.draws, tune=settings.tune, chains=settings.chains,
             cores=settings.cores, random_seed=settings.seed, nuts_sampler="nutpie",
-            nuts_sampler_kwargs=kwargs, progressbar=settings.progress,
+            nuts=kwargs, progressbar=settings.progress,
             compute_convergence_checks=False, initvals=initvals,
         )
 

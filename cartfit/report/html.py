@@ -34,6 +34,8 @@ th { background: #eef3f8; } td.text, th.text { text-align: left; }
 .ok { border: 2px solid #009E73; background: #effaf5; padding: 0.4em 1.2em; margin: 1em 0; }
 .fail { color: #C00000; font-weight: bold; }
 img.equation { display: block; margin: 0.4em 0 0.4em 1.5em; border: none; }
+img.inline-math { vertical-align: middle; border: none; }
+div.wide { overflow-x: auto; max-width: 100%; }
 details { margin: 0.4em 0 1em 0; } summary { cursor: pointer; color: #0072B2; }
 """
 
@@ -65,22 +67,22 @@ def figure(data: bytes, alt: str, caption: str, anchor: str = "") -> str:
     return f"<figure{ident}>{image(data, alt)}<figcaption>{caption}</figcaption></figure>"
 
 
-def equation(latex: str, dpi: int = 150) -> str:
-    """An equation rendered to an embedded PNG by matplotlib's mathtext.
-
-    Falls back on the LaTeX source in ``<code>`` when mathtext cannot parse it.
+def equation(latex: str, dpi: int = 150, inline: bool = False) -> str:
+    """An equation rendered to an embedded PNG by matplotlib's mathtext (displayed, or inline
+    in a sentence). Falls back on the LaTeX source in ``<code>`` when mathtext cannot parse it.
     """
     from matplotlib import mathtext
 
     # mathtext wants braces after \mathcal and has no \text: use \mathrm with hard spaces
     tex = re.sub(r"\\mathcal\s+(\w)", r"\\mathcal{\1}", latex)
     tex = re.sub(r"\\text\{([^}]*)\}", lambda m: r"\mathrm{" + m[1].replace(" ", r"\ ") + "}", tex)
+    tex = re.sub(r"\\[Bb]ig[lr]?\s*([()\[\]|])", r"\1", tex)  # no \big sizes in mathtext
     buffer = io.BytesIO()
     try:
         mathtext.math_to_image(f"${tex}$", buffer, dpi=dpi, format="png")
     except ValueError:
-        return f"<p><code>{esc(latex)}</code></p>"
-    return image(buffer.getvalue(), latex, "equation")
+        return f"<code>{esc(latex)}</code>" if inline else f"<p><code>{esc(latex)}</code></p>"
+    return image(buffer.getvalue(), latex, "inline-math" if inline else "equation")
 
 
 def table(df: pd.DataFrame, digits: int = 4) -> str:
@@ -105,7 +107,9 @@ def table(df: pd.DataFrame, digits: int = 4) -> str:
             cls = "" if numeric else ' class="text"'
             cells.append(f"<td{cls}>{esc(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    body = "".join(rows)
+    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+            "</table></div>")
 
 
 def items(entries: Iterable[str]) -> str:
@@ -124,9 +128,14 @@ def page(title: str, body: str) -> str:
 
 
 def rst_inline(text: str) -> str:
-    """Docstring text (reStructuredText) as HTML: literals and roles as ``<code>``."""
+    """Docstring text (reStructuredText) as HTML: ``:math:`` roles rendered inline, literals and
+    other roles as ``<code>``."""
+    parts = re.split(r":math:`([^`]+)`", text)
+    if len(parts) > 1:  # odd items are the math
+        return "".join(equation(p, dpi=110, inline=True) if i % 2 else rst_inline(p)
+                       for i, p in enumerate(parts))
     out = esc(text)
-    out = re.sub(r":(?:math|func|class|mod|data):`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r":(?:func|class|mod|data|meth|attr):`~?([^`]+)`", r"<code>\1</code>", out)
     out = re.sub(r"``([^`]+)``", r"<code>\1</code>", out)
     return re.sub(r"`([^`]+)`", r"<em>\1</em>", out)
 

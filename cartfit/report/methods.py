@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from cartfit.report import html as H
+from cartfit.report.contents import FIT_STEM
 
 
 def fit_attrs(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -105,13 +106,15 @@ def _fits_table(paths: Sequence[Path], attrs: Sequence[dict[str, str]]) -> str:
     for path, a in zip(paths, attrs, strict=True):
         s = _json(a, "settings", {})
         d = _json(a, "diagnostics", {})
+        stem = FIT_STEM.match(path.stem)
         rows.append({
-            "fit": path.name, "model": a.get("model", ""), "growth": a.get("growth", ""),
+            "fitted": stem["unit"] if stem else path.stem, "model": a.get("model", ""),
+            "growth": a.get("growth", ""),
             "mode": a.get("mode", ""), "subjects": len(_json(a, "subjects", [])),
             "likelihood": s.get("likelihood", ""), "chains": s.get("chains", ""),
             "tune": s.get("tune", ""), "draws": s.get("draws", ""),
             "target_accept": s.get("target_accept", ""), "seed": a.get("seed", ""),
-            "ODE rtol/atol": f"{s.get('rtol', '')}/{s.get('atol', '')}",
+            "ODE tolerance": f"{s.get('rtol', '')}",
             "converged": not d.get("problems", ["unknown"]),
         })
     return H.table(pd.DataFrame(rows))

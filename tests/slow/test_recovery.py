@@ -44,6 +44,8 @@ VISITS = {
     "car_t": [0, 1, 4, 7, 10, 14, 21, 28, 42, 56, 90, 120, 180, 240, 300, 365],
 }
 SETTINGS = FitSettings(chains=4, tune=1000, draws=1000, seed=31, cores=1, progress=False)
+POPULATION_SEED = 5  # cartfit simulate --subjects 20 --seed 5
+POPULATION_SETTINGS = FitSettings(chains=4, tune=1000, draws=1000, seed=32, cores=1, progress=False)
 
 
 def _interval(values: np.ndarray, level: float = 0.9) -> tuple[float, float]:
@@ -58,9 +60,11 @@ def _fit_scales(tree) -> dict[str, float]:
 
 def _to_fit_units(name: str, value: float, dims, design: CohortDesign, scales) -> float:
     a, b = dims.get(name, (0, 0))
-    return value * (design.car_t_scale / scales["car_t"]) ** a * (
-        design.tumor_scale / scales["tumor"]
-    ) ** b
+    return (
+        value
+        * (design.car_t_scale / scales["car_t"]) ** a
+        * (design.tumor_scale / scales["tumor"]) ** b
+    )
 
 
 @pytest.fixture(scope="module")
@@ -131,14 +135,13 @@ def test_wrong_growth_law_loses(one_subject):
 @pytest.fixture(scope="module")
 def population_fit(tmp_path_factory):
     root = tmp_path_factory.mktemp("population")
-    cohort = simulate_cohort(MODEL, GROWTH, n_subjects=20, seed=5, out=root / "cohort")
+    cohort = simulate_cohort(
+        MODEL, GROWTH, n_subjects=20, seed=POPULATION_SEED, out=root / "cohort"
+    )
     out = root / "population.nc"
     fit_cohort(cohort, model=MODEL, growth=GROWTH, population=True, out=out,
                settings=POPULATION_SETTINGS)  # fmt: skip
     return {"cohort": cohort, "fit": out}
-
-
-POPULATION_SETTINGS = FitSettings(chains=4, tune=1000, draws=1000, seed=32, cores=1, progress=False)
 
 
 def test_population_typical_values_in_90_percent_intervals(population_fit):

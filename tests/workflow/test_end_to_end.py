@@ -65,6 +65,11 @@ def _posterior(path: Path) -> np.ndarray:
         return tree["posterior"]["theta"].values.copy()
 
 
+def _settings(path: Path) -> str:
+    with xr.open_datatree(path, engine="netcdf4") as tree:
+        return tree.attrs["settings"]
+
+
 def _browser_check(chromium: str, report: Path, tmp: Path) -> None:
     flags = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'chromium-profile'}"]
     dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
@@ -120,7 +125,8 @@ def test_tiny_workflow_end_to_end(tmp_path: Path):
     assert any(n.endswith("methods.html") for n in names)
 
     fit = results / "fits" / "predator_prey_gompertz_population.nc"
-    first = _posterior(fit)
+    first, settings = _posterior(fit), _settings(fit)
     again = snakemake(work, *ARGS, "--force", str(fit.relative_to(work)), timeout=600)
     assert again.returncode == 0, again.stderr[-4000:]
-    assert np.array_equal(first, _posterior(fit))  # same seed, same numbers
+    assert _settings(fit) == settings
+    assert np.array_equal(first, _posterior(fit))  # same seed and settings, same numbers
