@@ -169,6 +169,16 @@ def assemble(idata, pm_model: pm.Model, model: ODEModel, data: FitData, settings
         "sampler": "nutpie NUTS (numba backend)",
         "settings": json.dumps(asdict(settings)),
         "priors": json.dumps(priors),
+        "inference_priors": json.dumps({
+            "sigma": f"LogNormal(ln {P.SIGMA_MEDIAN}, {P.SIGMA_LOG_SD}) per analyte (log scale)",
+            "initial_tumor": f"Normal(ln baseline, {P.B0_LOG_SD_KNOWN}) if a baseline is known, "
+                             f"else Normal(0, {P.B0_LOG_SD_UNKNOWN}) (scaled units)",
+            "initial_car_t": f"Normal(ln({P.C0_RELATIVE} * dose / median dose), {P.C0_LOG_SD})",
+            "minor_states": f"fractions {P.MINOR_FRACTION} of the main state, log-SD {P.MINOR_LOG_SD}",
+            "omega": f"HalfNormal({P.OMEGA_SCALE}) (population fits)",
+            "beta": f"Normal(0, {P.BETA_SD}) on CAR T parameters (population fits)",
+            "student_t_nu": P.STUDENT_T_NU,
+        }),
         "covariates": json.dumps(list(covariate_matrix(data).columns)) if population else "[]",
         "units": json.dumps(dict(cohort.units)),
         "cohort_meta": json.dumps(cohort.meta, default=str),
