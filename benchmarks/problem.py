@@ -17,7 +17,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-CARTFIT = Path(sys.executable).with_name("cartfit")
+CARTFIT = Path(sys.executable).absolute().with_name("cartfit")
 MODEL, GROWTH = "predator_prey", "gompertz"
 #: observable -> index of the log state it reads (predator–prey: u = ln B, v = ln C)
 STATE_OF = {"tumor": 0, "car_t": 1}
@@ -120,22 +120,17 @@ def load_problem(cohort: Path, subject: str = "S01") -> Problem:
     )
 
 
+def cartfit_command(sub: str, *args: object, **options: object) -> list[str]:
+    """``cartfit SUB ARGS --option value ...`` (``True`` gives a bare flag)."""
+    cmd = [str(CARTFIT), sub, *map(str, args)]
+    for key, value in options.items():
+        cmd += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return cmd
+
+
 def simulate_subject_cohort(out: Path, seed: int) -> Path:
     """``cartfit simulate`` one predator–prey (Gompertz) subject into ``out``."""
-    cmd = [
-        str(CARTFIT),
-        "simulate",
-        "--model",
-        MODEL,
-        "--growth",
-        GROWTH,
-        "--subjects",
-        "1",
-        "--seed",
-        str(seed),
-        "--out",
-        str(out),
-    ]
+    cmd = cartfit_command("simulate", model=MODEL, growth=GROWTH, subjects=1, seed=seed, out=out)
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out
 

@@ -42,20 +42,29 @@ def _gradients(results: list[RouteResult], extra: dict) -> list[str]:
     c = extra["cartfit_gradient"]
     lines = [
         "Cost of one log density + gradient (same point):",
-        _row("cartfit: compiled numba logp_dlogp, numba loop, CPU", c["loop_cpu_s"],
-             f"(wall {c['loop_s'] * US:.1f} us; solver rtol {c['rtol']:g}, atol {c['atol']:g})"),
+        _row(
+            "cartfit: compiled numba logp_dlogp, numba loop, CPU",
+            c["loop_cpu_s"],
+            f"(wall {c['loop_s'] * US:.1f} us; solver rtol {c['rtol']:g}, atol {c['atol']:g})",
+        ),
         _row("cartfit: the same called from Python", c["call_s"]),
-    ]  # fmt: skip
+    ]
     s = extra.get("stan")
     if s:
         lines += [
-            _row("Stan: sampling CPU time / leapfrog steps", s["sampling_cpu_per_gradient_s"],
-                 f"({s['n_leapfrog_total']} steps, warm-up included)"),
-            _row("Stan: httpstan extension log_prob_grad", s["extension_log_prob_grad_s"],
-                 f"(rebuilds the model each call; log_prob alone "
-                 f"{s['extension_log_prob_s'] * US:.0f} us)"),
+            _row(
+                "Stan: sampling CPU time / leapfrog steps",
+                s["sampling_cpu_per_gradient_s"],
+                f"({s['n_leapfrog_total']} steps, warm-up included)",
+            ),
+            _row(
+                "Stan: httpstan extension log_prob_grad",
+                s["extension_log_prob_grad_s"],
+                f"(rebuilds the model each call; log_prob alone "
+                f"{s['extension_log_prob_s'] * US:.0f} us)",
+            ),
             _row("Stan: pystan grad_log_prob (HTTP round trip)", s["pystan_grad_log_prob_s"]),
-        ]  # fmt: skip
+        ]
         firsts = [ch["first_gradient_s"] for ch in s["chain_times"] if "first_gradient_s" in ch]
         if firsts:
             each = ", ".join(f"{f * US:.0f}" for f in firsts)

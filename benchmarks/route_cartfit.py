@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from problem import CARTFIT, GROWTH, MODEL, OUT, Problem
+from problem import GROWTH, MODEL, OUT, Problem, cartfit_command
 from routes import RouteResult, draws_from, run_timed
 
 TIMINGS = re.compile(r"^wrote .* \((.*)\)$", re.MULTILINE)
@@ -49,29 +49,19 @@ def run_cartfit(
             "PYTENSOR_FLAGS": f"base_compiledir={cache / 'pytensor'}",
         }
 
-    cmd = [
-        str(CARTFIT),
+    cmd = cartfit_command(
         "fit",
-        str(prob.cohort),
-        "--model",
-        MODEL,
-        "--growth",
-        GROWTH,
-        "--subject",
-        prob.subject,
-        "--out",
-        str(out),
-        "--chains",
-        str(chains),
-        "--tune",
-        str(tune),
-        "--draws",
-        str(draws),
-        "--seed",
-        str(seed),
-        "--cores",
-        str(len(cpus)),
-    ]
+        prob.cohort,
+        model=MODEL,
+        growth=GROWTH,
+        subject=prob.subject,
+        out=out,
+        chains=chains,
+        tune=tune,
+        draws=draws,
+        seed=seed,
+        cores=len(cpus),
+    )
     proc, wall, cpu = run_timed(cmd, cpus, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"cartfit fit failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

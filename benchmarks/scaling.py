@@ -5,7 +5,8 @@ For each size N, ``cartfit simulate --subjects N`` (predator–prey, Gompertz) a
 ``cartfit fit --population`` run as child processes pinned to ``--cores`` CPUs. Wall time is the
 whole command; peak memory is the child's maximum resident set size (``os.wait4`` rusage);
 sampling time is nutpie's ``sampling_time``. The cost of one log density + gradient is timed
-on the compiled numba function at the last posterior draw and divided by N. Convergence is
+on the compiled numba function at the last posterior draw (CPU time of the timing thread)
+and divided by N. Convergence is
 summarised over the population parameters (``mu``, ``omega_free``, covariate effects).
 
 Usage::
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import arviz as az
 import numpy as np
-from problem import CARTFIT, GROWTH, MODEL, OUT, write_json
+from problem import GROWTH, MODEL, OUT, cartfit_command, write_json
 from routes import pick_cpus
 
 
@@ -46,8 +47,10 @@ def run_measured(cmd: list[str], cpus: set[int]) -> tuple[int, float, float, flo
     return proc.returncode, wall, cpu, usage.ru_maxrss / 1024, log.read_text()
 
 
-def gradient_seconds(cohort: Path, fit: Path, n_evals: int) -> float:
-    """Seconds per compiled log density + gradient of the population model at the last draw."""
+def gradient_seconds(cohort: Path, fit: Path | None, n_evals: int) -> tuple[float, float]:
+    """Seconds per compiled log density + gradient of the population model at the last draw of
+    ``fit`` (or at the prior median if ``fit`` is None): wall clock and CPU time of this thread
+    (not inflated by other processes on the CPU)."""
     import numba
     import nutpie
     import xarray as xr
@@ -61,9 +64,9 @@ def gradient_seconds(cohort: Path, fit: Path, n_evals: int) -> float:
     pm_model = build_model(
         ode, prepare(load_cohort(cohort), ode), population=True, rtol=s.rtol, atol=s.atol
     )
-    post = xr.open_datatree(fit)["posterior"]
-    point = {}
-    for rv in pm_model.free_RVs:
+    point = pm_model.initial_point()
+    post = xr.open_datatree(fit)["posterior"] if fit is not None else None
+    for rv in pm_model.free_RVs if post is not None else []:
         value = post[rv.name].isel(chain=0, draw=-1).values
         transform = pm_model.rvs_to_transforms.get(rv)
         if transform is not None:
@@ -77,7 +80,7 @@ def gradient_seconds(cohort: Path, fit: Path, n_evals: int) -> float:
             x[sl] = np.ravel(point[name])
     fn = compiled.logp_func.vm.jit_fn
     if not np.isfinite(fn(x)[0]):
-        raise RuntimeError("log density not finite at the last posterior draw")
+        raise RuntimeError("log density not finite at the timing point")
 
     @numba.njit
     def loop(x, n):
@@ -87,9 +90,9 @@ def gradient_seconds(cohort: Path, fit: Path, n_evals: int) -> float:
         return acc
 
     loop(x, 2)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     loop(x, n_evals)
-    return (time.perf_counter() - t0) / n_evals
+    return (time.perf_counter() - t0) / n_evals, (time.thread_time() - c0) / n_evals
 
 
 def population_convergence(fit: Path) -> dict[str, float]:
@@ -118,63 +121,55 @@ def population_convergence(fit: Path) -> dict[str, float]:
     }
 
 
+def simulate(n: int, seed: int) -> Path:
+    """``cartfit simulate`` a cohort of ``n`` subjects into ``out/scaling_N``."""
+    cohort = OUT / f"scaling_{n}"
+    cmd = cartfit_command("simulate", model=MODEL, growth=GROWTH, subjects=n, seed=seed, out=cohort)
+    subprocess.run(cmd, check=True, capture_output=True)
+    return cohort
+
+
+def gradient_only(n: int, a: argparse.Namespace) -> dict:
+    """Cost per gradient at the prior median, without sampling."""
+    wall, cpu = gradient_seconds(simulate(n, a.cohort_seed), None, a.n_grad)
+    return {
+        "subjects": n,
+        "grad_us": cpu * 1e6,
+        "grad_us_per_subject": cpu * 1e6 / n,
+        "grad_wall_us": wall * 1e6,
+    }
+
+
 def run_size(n: int, a: argparse.Namespace, cpus: set[int]) -> dict:
-    cohort, fit = OUT / f"scaling_{n}", OUT / f"scaling_{n}.nc"
-    subprocess.run(
-        [
-            str(CARTFIT),
-            "simulate",
-            "--model",
-            MODEL,
-            "--growth",
-            GROWTH,
-            "--subjects",
-            str(n),
-            "--seed",
-            str(a.cohort_seed),
-            "--out",
-            str(cohort),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    cmd = [
-        str(CARTFIT),
+    cohort, fit = simulate(n, a.cohort_seed), OUT / f"scaling_{n}.nc"
+    cmd = cartfit_command(
         "fit",
-        str(cohort),
-        "--model",
-        MODEL,
-        "--growth",
-        GROWTH,
-        "--population",
-        "--out",
-        str(fit),
-        "--chains",
-        str(a.chains),
-        "--tune",
-        str(a.tune),
-        "--draws",
-        str(a.draws),
-        "--seed",
-        str(a.seed),
-        "--cores",
-        str(len(cpus)),
-    ]
+        cohort,
+        model=MODEL,
+        growth=GROWTH,
+        population=True,
+        out=fit,
+        chains=a.chains,
+        tune=a.tune,
+        draws=a.draws,
+        seed=a.seed,
+        cores=len(cpus),
+    )
     rc, wall, cpu, rss, text = run_measured(cmd, cpus)
     row = {"subjects": n, "exit": rc, "wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss}
     if rc != 0 or not fit.exists():
         row["error"] = text[-2000:]
         return row
     row |= population_convergence(fit)
-    grad = gradient_seconds(cohort, fit, a.n_grad)
-    row |= {"grad_us": grad * 1e6, "grad_us_per_subject": grad * 1e6 / n}
+    wall, cpu = gradient_seconds(cohort, fit, a.n_grad)
+    row |= {"grad_us": cpu * 1e6, "grad_us_per_subject": cpu * 1e6 / n, "grad_wall_us": wall * 1e6}
     return row
 
 
 def render(rows: list[dict], a: argparse.Namespace, cpus: set[int]) -> str:
     head = (
         f"{'N':>4}{'wall s':>9}{'CPU s':>9}{'sampl. s':>9}{'peak MiB':>9}{'params':>7}"
-        f"{'us/grad':>9}{'us/grad/subj':>13}{'steps/draw':>11}{'max R-hat':>10}"
+        f"{'CPU us/grad':>12}{'/subject':>9}{'steps/draw':>11}{'max R-hat':>10}"
         f"{'min ESS':>8}{'diverg.':>8}"
     )
     lines = [
@@ -190,8 +185,8 @@ def render(rows: list[dict], a: argparse.Namespace, cpus: set[int]) -> str:
             continue
         lines.append(
             f"{r['subjects']:>4}{r['wall_s']:>9.1f}{r['cpu_s']:>9.1f}{r['sampling_s']:>9.1f}"
-            f"{r['peak_rss_mib']:>9.0f}{r['n_parameters']:>7d}{r['grad_us']:>9.0f}"
-            f"{r['grad_us_per_subject']:>13.1f}{r['mean_leapfrog_per_draw']:>11.1f}"
+            f"{r['peak_rss_mib']:>9.0f}{r['n_parameters']:>7d}{r['grad_us']:>12.0f}"
+            f"{r['grad_us_per_subject']:>9.1f}{r['mean_leapfrog_per_draw']:>11.1f}"
             f"{r['pop_max_rhat']:>10.3f}{r['pop_min_ess_bulk']:>8.0f}{r['divergences']:>8d}"
         )
     return "\n".join(lines)
@@ -207,9 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=20261127)
     p.add_argument("--cohort-seed", type=int, default=11)
     p.add_argument("--n-grad", type=int, default=2000, help="evaluations timed per size")
+    p.add_argument("--gradient-only", action="store_true", help="no sampling: cost per gradient")
     a = p.parse_args(argv)
     cpus = pick_cpus(a.cores)
     os.sched_setaffinity(0, cpus)
+    if a.gradient_only:
+        for n in (int(s) for s in a.sizes.split(",")):
+            r = gradient_only(n, a)
+            print(
+                f"{n:>4} subjects: {r['grad_us']:.0f} us CPU per gradient at the prior median, "
+                f"{r['grad_us_per_subject']:.1f} us per subject",
+                flush=True,
+            )
+        return 0
     rows = []
     for n in (int(s) for s in a.sizes.split(",")):
         print(f"{n} subjects ...", flush=True)
