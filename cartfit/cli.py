@@ -21,7 +21,9 @@ def _int_list(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def _dvid_map(text: str) -> dict[int, str]:
@@ -29,7 +31,9 @@ def _dvid_map(text: str) -> dict[int, str]:
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isdigit() or not value.strip():
-            raise argparse.ArgumentTypeError(f"expected N=analyte pairs like 1=car_t,2=tumor, got {item!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected N=analyte pairs like 1=car_t,2=tumor, got {item!r}"
+            )
         out[int(key)] = value.strip()
     return out
 
@@ -63,17 +67,30 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from cartfit.inference import FitSettings, fit_cohort
 
     settings = FitSettings(
-        chains=args.chains, tune=args.tune, draws=args.draws, seed=args.seed,
-        likelihood=args.likelihood, cores=args.cores, max_treedepth=args.max_treedepth,
+        chains=args.chains,
+        tune=args.tune,
+        draws=args.draws,
+        seed=args.seed,
+        likelihood=args.likelihood,
+        cores=args.cores,
+        max_treedepth=args.max_treedepth,
         target_accept=args.target_accept,
     )
     report = fit_cohort(
-        args.dir, model=args.model, growth=args.growth, subject=args.subject,
-        population=args.population, out=args.out, settings=settings,
+        args.dir,
+        model=args.model,
+        growth=args.growth,
+        subject=args.subject,
+        population=args.population,
+        out=args.out,
+        settings=settings,
     )
     print(report.table())
     if args.strict and not report.converged:
-        print("cartfit fit: convergence problems (see above); --strict makes this an error", file=sys.stderr)
+        print(
+            "cartfit fit: convergence problems (see above); --strict makes this an error",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -124,8 +141,12 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     from cartfit.io import write_table
 
     table = virtual_trial(
-        args.fit, dose=args.dose, costim=args.costim, lymphodepletion=args.lymphodepletion,
-        n_subjects=args.subjects, seed=args.seed,
+        args.fit,
+        dose=args.dose,
+        costim=args.costim,
+        lymphodepletion=args.lymphodepletion,
+        n_subjects=args.subjects,
+        seed=args.seed,
     )
     write_table(table, args.out)
     print(table.to_string(index=False))
@@ -154,8 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-nonmem", help="convert a NONMEM-style table into a cohort folder")
     p.add_argument("file", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--dvid", type=_dvid_map, default={1: "car_t", 2: "tumor"},
-                   help="CMT/DVID to analyte map (default 1=car_t,2=tumor)")
+    p.add_argument(
+        "--dvid",
+        type=_dvid_map,
+        default={1: "car_t", 2: "tumor"},
+        help="CMT/DVID to analyte map (default 1=car_t,2=tumor)",
+    )
     p.set_defaults(func=_cmd_import_nonmem)
 
     p = sub.add_parser("simulate", help="simulate a virtual cohort with known truth")
@@ -188,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="PSIS-LOO comparison of fits on the same data")
     p.add_argument("fits", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--kfold", action="store_true", help="leave-one-subject-out refits for bad Pareto k")
+    p.add_argument(
+        "--kfold", action="store_true", help="leave-one-subject-out refits for bad Pareto k"
+    )
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("exposure", help="posterior-predictive exposure metrics")

@@ -28,7 +28,17 @@ def check_versions() -> list[str]:
 
 def software_versions() -> dict[str, str]:
     """Versions of Python and the scientific stack, for provenance."""
-    names = ["pymc", "pytensor", "arviz", "nutpie", "numba", "numpy", "scipy", "pandas", "snakemake"]
+    names = [
+        "pymc",
+        "pytensor",
+        "arviz",
+        "nutpie",
+        "numba",
+        "numpy",
+        "scipy",
+        "pandas",
+        "snakemake",
+    ]
     out = {"python": sys.version.split()[0]}
     for name in names:
         try:
@@ -40,7 +50,7 @@ def software_versions() -> dict[str, str]:
 
 def main() -> int:
     problems = check_versions()
-    if sys.version_info < (3, 12):
+    if sys.version_info < (3, 12):  # noqa: UP036 (this check must run on an old Python)
         problems.append(f"Python {sys.version.split()[0]} is too old: cartfit needs Python >= 3.12")
     for p in problems:
         print(f"cartfit: {p}", file=sys.stderr)

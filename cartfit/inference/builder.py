@@ -85,8 +85,9 @@ def _subject_log_params(model: ODEModel, data: FitData, population: bool):
     pm_model = pm.modelcontext(None)
     pm_model.add_coord("varying_parameter", [model.parameter_names[i] for i in varying])
     omega_free = pm.HalfNormal("omega_free", P.OMEGA_SCALE, dims="varying_parameter")
-    pm.Deterministic("omega", pt.set_subtensor(pt.zeros(model.n_params)[varying], omega_free),
-                     dims="parameter")
+    pm.Deterministic(
+        "omega", pt.set_subtensor(pt.zeros(model.n_params)[varying], omega_free), dims="parameter"
+    )
     eta = pm.Normal("eta", 0.0, 1.0, dims=("subject", "varying_parameter"))
     log_theta = pt.set_subtensor(
         pt.broadcast_to(mu, (data.n_subjects, model.n_params))[:, varying],
@@ -164,8 +165,9 @@ def build_model(
         else:
             raise ValueError(f"unknown likelihood {likelihood!r}; expected lognormal or student_t")
         lower = np.where(obs["blq"].to_numpy(), obs["log_lloq"].to_numpy(), -np.inf)
-        pm.Censored("y", dist, lower=lower, upper=None, observed=obs["log_value"].to_numpy(),
-                    dims="obs")
+        pm.Censored(
+            "y", dist, lower=lower, upper=None, observed=obs["log_value"].to_numpy(), dims="obs"
+        )
     return pm_model
 
 

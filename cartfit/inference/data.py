@@ -73,7 +73,9 @@ def prepare(cohort, model: ODEModel, subject_ids: list[str] | None = None) -> Fi
     ids = list(subject_ids) if subject_ids is not None else list(cohort.subject_ids)
     unknown = [s for s in ids if s not in set(subjects.index)]
     if unknown:
-        raise CartfitError(f"{cohort.path}: no subject {unknown[0]!r} (subjects: {list(subjects.index)[:10]}...)")
+        raise CartfitError(
+            f"{cohort.path}: no subject {unknown[0]!r} (subjects: {list(subjects.index)[:10]}...)"
+        )
     obs = obs[obs["subject"].isin(ids)]
     usable = obs["analyte"].isin(list(model.observables))
     pre = obs["time"] < 0
@@ -101,9 +103,11 @@ def prepare(cohort, model: ODEModel, subject_ids: list[str] | None = None) -> Fi
         n_times[i] = len(g)
         if len(g):
             times[i, : len(g)] = g
-            times[i, len(g):] = g[-1]
+            times[i, len(g) :] = g[-1]
     time_idx = np.zeros(len(obs), dtype=np.int64)
-    for k, (i, t, is_pre) in enumerate(zip(obs["subject_idx"], obs["time"], obs["pre"], strict=True)):
+    for k, (i, t, is_pre) in enumerate(
+        zip(obs["subject_idx"], obs["time"], obs["pre"], strict=True)
+    ):
         if not is_pre:
             time_idx[k] = int(np.searchsorted(grids[i], t))
     obs["time_idx"] = time_idx
@@ -111,7 +115,9 @@ def prepare(cohort, model: ODEModel, subject_ids: list[str] | None = None) -> Fi
     value = np.where(obs["blq"], obs["lloq"], obs["value"]).astype(float)
     obs["log_value"] = np.log(value / scale)
     obs["log_lloq"] = np.log(obs["lloq"].to_numpy(dtype=float) / scale)
-    obs["analyte_idx"] = obs["analyte"].map({a: j for j, a in enumerate(sorted(scales))}).astype(int)
+    obs["analyte_idx"] = (
+        obs["analyte"].map({a: j for j, a in enumerate(sorted(scales))}).astype(int)
+    )
     obs = obs.reset_index(drop=True)
 
     baseline = np.array([_baseline(cohort.observations, subjects, s) for s in ids])

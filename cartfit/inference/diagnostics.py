@@ -36,25 +36,29 @@ class Diagnostics:
 
     def to_json(self) -> str:
         worst = self.table.sort_values("r_hat", ascending=False).head(5)
-        return json.dumps({
-            "max_r_hat": float(self.table["r_hat"].max()),
-            "min_ess_bulk": float(self.table["ess_bulk"].min()),
-            "min_ess_tail": float(self.table["ess_tail"].min()),
-            "n_divergent": self.n_divergent,
-            "n_max_treedepth": self.n_max_treedepth,
-            "bfmi": self.bfmi,
-            "n_draws": self.n_draws,
-            "problems": self.problems,
-            "notes": self.notes,
-            "multistart_log_densities": self.starts,
-            "worst": worst[["variable", "r_hat", "ess_bulk"]].to_dict("records"),
-        })
+        return json.dumps(
+            {
+                "max_r_hat": float(self.table["r_hat"].max()),
+                "min_ess_bulk": float(self.table["ess_bulk"].min()),
+                "min_ess_tail": float(self.table["ess_tail"].min()),
+                "n_divergent": self.n_divergent,
+                "n_max_treedepth": self.n_max_treedepth,
+                "bfmi": self.bfmi,
+                "n_draws": self.n_draws,
+                "problems": self.problems,
+                "notes": self.notes,
+                "multistart_log_densities": self.starts,
+                "worst": worst[["variable", "r_hat", "ess_bulk"]].to_dict("records"),
+            }
+        )
 
     def text(self) -> str:
+        tab = self.table
+        bfmi = ", ".join(f"{b:.2f}" for b in self.bfmi)
         head = (
-            f"max R-hat {self.table['r_hat'].max():.3f}, min bulk ESS {self.table['ess_bulk'].min():.0f}, "
-            f"min tail ESS {self.table['ess_tail'].min():.0f}, divergences {self.n_divergent}, "
-            f"max tree depth hits {self.n_max_treedepth}, E-BFMI {', '.join(f'{b:.2f}' for b in self.bfmi)}"
+            f"max R-hat {tab['r_hat'].max():.3f}, min bulk ESS {tab['ess_bulk'].min():.0f}, "
+            f"min tail ESS {tab['ess_tail'].min():.0f}, divergences {self.n_divergent}, "
+            f"max tree depth hits {self.n_max_treedepth}, E-BFMI {bfmi}"
         )
         lines = [head]
         lines += [f"PROBLEM: {p}" for p in self.problems] or ["no convergence problem found"]
@@ -77,8 +81,14 @@ def diagnose(posterior, sample_stats, var_names: list[str]) -> Diagnostics:
     ds = posterior[var_names]
     summ = az.summary(ds, kind="all", round_to=6)
     rows = [
-        {"variable": str(idx), "mean": float(r["mean"]), "sd": float(r["sd"]),
-         "r_hat": float(r["r_hat"]), "ess_bulk": float(r["ess_bulk"]), "ess_tail": float(r["ess_tail"])}
+        {
+            "variable": str(idx),
+            "mean": float(r["mean"]),
+            "sd": float(r["sd"]),
+            "r_hat": float(r["r_hat"]),
+            "ess_bulk": float(r["ess_bulk"]),
+            "ess_tail": float(r["ess_tail"]),
+        }
         for idx, r in summ.iterrows()
     ]
     table = pd.DataFrame(rows)
@@ -89,10 +99,16 @@ def diagnose(posterior, sample_stats, var_names: list[str]) -> Diagnostics:
     problems = []
     bad_rhat = table[table["r_hat"] > RHAT_MAX]
     if len(bad_rhat):
-        problems.append(f"R-hat > {RHAT_MAX} for {len(bad_rhat)} quantities (worst {bad_rhat['r_hat'].max():.3f})")
+        problems.append(
+            f"R-hat > {RHAT_MAX} for {len(bad_rhat)} quantities "
+            f"(worst {bad_rhat['r_hat'].max():.3f})"
+        )
     low_ess = table[table["ess_bulk"] < ESS_MIN]
     if len(low_ess):
-        problems.append(f"bulk ESS < {ESS_MIN} for {len(low_ess)} quantities (lowest {low_ess['ess_bulk'].min():.0f})")
+        problems.append(
+            f"bulk ESS < {ESS_MIN} for {len(low_ess)} quantities "
+            f"(lowest {low_ess['ess_bulk'].min():.0f})"
+        )
     if n_div:
         problems.append(f"{n_div} divergent transitions")
     if n_depth:

@@ -21,9 +21,9 @@ import xarray as xr
 
 from cartfit import __version__
 from cartfit.errors import CartfitError
+from cartfit.inference import priors as P
 from cartfit.inference.builder import build_model, covariate_matrix
 from cartfit.inference.data import FitData, prepare
-from cartfit.inference import priors as P
 from cartfit.inference.diagnostics import Diagnostics, diagnose
 from cartfit.inference.init import multistart
 from cartfit.inference.predict import observation_means, pointwise_loglik
@@ -73,28 +73,42 @@ def _summary_vars(post, population: bool) -> list[str]:
     names = ["theta", "log_y0", "sigma"]
     if population:
         names += ["mu", "omega_free"] + [
-            str(v) for v in post.data_vars if str(v).startswith("beta_") and str(v).endswith("_free")
+            str(v)
+            for v in post.data_vars
+            if str(v).startswith("beta_") and str(v).endswith("_free")
         ]
     return names
 
 
-def sample_model(pm_model: pm.Model, settings: FitSettings, population: bool = False,
-                 initvals: dict | None = None):
+def sample_model(
+    pm_model: pm.Model,
+    settings: FitSettings,
+    population: bool = False,
+    initvals: dict | None = None,
+):
     """Run nutpie on a built model; returns the PyMC/ArviZ DataTree.
 
     Population fits use nutpie's low-rank modified mass matrix by default: on a 20-subject
     predator–prey cohort it cut the leapfrog steps per draw from ~100 to ~16.
     """
     kwargs = {"target_accept": settings.target_accept, "maxdepth": settings.max_treedepth}
-    low_rank = population if settings.low_rank_mass_matrix is None else settings.low_rank_mass_matrix
+    low_rank = (
+        population if settings.low_rank_mass_matrix is None else settings.low_rank_mass_matrix
+    )
     if low_rank:
         kwargs["low_rank_modified_mass_matrix"] = True
     with pm_model:
         return pm.sample(
-            draws=settings.draws, tune=settings.tune, chains=settings.chains,
-            cores=settings.cores, random_seed=settings.seed, nuts_sampler="nutpie",
-            nuts=kwargs, progressbar=settings.progress,
-            compute_convergence_checks=False, initvals=initvals,
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            cores=settings.cores,
+            random_seed=settings.seed,
+            nuts_sampler="nutpie",
+            nuts=kwargs,
+            progressbar=settings.progress,
+            compute_convergence_checks=False,
+            initvals=initvals,
         )
 
 
@@ -102,17 +116,34 @@ def _natural(log_scaled: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.exp(log_scaled) * scale
 
 
-def assemble(idata, pm_model: pm.Model, model: ODEModel, data: FitData, settings: FitSettings,
-             cohort, population: bool, diagnostics: Diagnostics) -> xr.DataTree:
+def assemble(
+    idata,
+    pm_model: pm.Model,
+    model: ODEModel,
+    data: FitData,
+    settings: FitSettings,
+    cohort,
+    population: bool,
+    diagnostics: Diagnostics,
+) -> xr.DataTree:
     """Add log-likelihood, posterior predictive, data groups and provenance to a sampled tree."""
     obs = data.obs
     post_ds = idata["posterior"].to_dataset()
-    draws = {k: post_ds[k].stack(sample=("chain", "draw")).transpose("sample", ...).values
-             for k in ("theta", "log_y0", "sigma")}
+    draws = {
+        k: post_ds[k].stack(sample=("chain", "draw")).transpose("sample", ...).values
+        for k in ("theta", "log_y0", "sigma")
+    }
     n_chain, n_draw = post_ds.sizes["chain"], post_ds.sizes["draw"]
-    mu = observation_means(model, draws["theta"], draws["log_y0"], obs["subject_idx"].to_numpy(),
-                           obs["time"].to_numpy(dtype=float), obs["analyte"].to_numpy(),
-                           settings.rtol, settings.atol)
+    mu = observation_means(
+        model,
+        draws["theta"],
+        draws["log_y0"],
+        obs["subject_idx"].to_numpy(),
+        obs["time"].to_numpy(dtype=float),
+        obs["analyte"].to_numpy(),
+        settings.rtol,
+        settings.atol,
+    )
     sigma = draws["sigma"][:, obs["analyte_idx"].to_numpy()]
     log_value = obs["log_value"].to_numpy()
     blq = obs["blq"].to_numpy(dtype=bool)
@@ -124,16 +155,24 @@ def assemble(idata, pm_model: pm.Model, model: ODEModel, data: FitData, settings
     scale = obs["analyte"].map(data.scales).to_numpy()
     shape = (n_chain, n_draw, len(obs))
     dims = ("chain", "draw", "obs")
-    coords = {"chain": post_ds["chain"].values, "draw": post_ds["draw"].values, "obs": np.arange(len(obs))}
-    ppc_y = xr.DataArray(_natural((mu + sigma * noise).reshape(shape), scale), dims=dims, coords=coords)
+    coords = {
+        "chain": post_ds["chain"].values,
+        "draw": post_ds["draw"].values,
+        "obs": np.arange(len(obs)),
+    }
+    ppc_y = xr.DataArray(
+        _natural((mu + sigma * noise).reshape(shape), scale), dims=dims, coords=coords
+    )
     ll_y = xr.DataArray(loglik.reshape(shape), dims=dims, coords=coords)
     post = idata["posterior"].to_dataset().drop_vars(["mu_obs"], errors="ignore")
     groups = {
         "posterior": post,
         "posterior_predictive": xr.Dataset({"y": ppc_y}),
         "log_likelihood": xr.Dataset({"y": ll_y}),
-        "observed_data": xr.Dataset({"y": ("obs", _natural(obs["log_value"].to_numpy(), scale))},
-                                    coords={"obs": np.arange(len(obs))}),
+        "observed_data": xr.Dataset(
+            {"y": ("obs", _natural(obs["log_value"].to_numpy(), scale))},
+            coords={"obs": np.arange(len(obs))},
+        ),
         "constant_data": xr.Dataset(
             {
                 "obs_subject": ("obs", obs["subject"].astype(str).to_numpy()),
@@ -142,50 +181,68 @@ def assemble(idata, pm_model: pm.Model, model: ODEModel, data: FitData, settings
                 "obs_lloq": ("obs", obs["lloq"].to_numpy(dtype=float)),
                 "obs_blq": ("obs", obs["blq"].to_numpy(dtype=np.int64)),
                 "scale": ("analyte", np.array([data.scales[a] for a in data.analytes])),
-                "subject_dose": ("subject", np.exp(data.log_dose_rel) * float(
-                    np.median(cohort.subjects["dose"].to_numpy(dtype=float)))),
-                "subject_costim": ("subject", data.covariates.get(
-                    "costim", np.full(data.n_subjects, "")).astype(str).to_numpy()),
+                "subject_dose": (
+                    "subject",
+                    np.exp(data.log_dose_rel)
+                    * float(np.median(cohort.subjects["dose"].to_numpy(dtype=float))),
+                ),
+                "subject_costim": (
+                    "subject",
+                    data.covariates.get("costim", np.full(data.n_subjects, ""))
+                    .astype(str)
+                    .to_numpy(),
+                ),
             },
-            coords={"obs": np.arange(len(obs)), "analyte": list(data.analytes),
-                    "subject": list(data.subjects)},
+            coords={
+                "obs": np.arange(len(obs)),
+                "analyte": list(data.analytes),
+                "subject": list(data.subjects),
+            },
         ),
         "sample_stats": idata["sample_stats"].to_dataset(),
     }
     tree = xr.DataTree.from_dict(groups)
-    priors = {p.name: {"symbol": p.symbol, "unit": p.unit, "median": p.median, "log_sd": p.log_sd}
-              for p in model.parameters}
+    priors = {
+        p.name: {"symbol": p.symbol, "unit": p.unit, "median": p.median, "log_sd": p.log_sd}
+        for p in model.parameters
+    }
     from cartfit.versions import software_versions
 
-    tree.attrs.update({
-        "model": model.name,
-        "growth": model.growth or "",
-        "mode": "population" if population else "subject",
-        "subjects": json.dumps(list(data.subjects)),
-        "cartfit_version": __version__,
-        "data_sha256": cohort.sha256,
-        "cohort": str(cohort.path),
-        "seed": str(settings.seed),
-        "sampler": "nutpie NUTS (numba backend)",
-        "settings": json.dumps(asdict(settings)),
-        "priors": json.dumps(priors),
-        "inference_priors": json.dumps({
-            "sigma": f"LogNormal(ln {P.SIGMA_MEDIAN}, {P.SIGMA_LOG_SD}) per analyte (log scale)",
-            "initial_tumor": f"Normal(ln baseline, {P.B0_LOG_SD_KNOWN}) if a baseline is known, "
-                             f"else Normal(0, {P.B0_LOG_SD_UNKNOWN}) (scaled units)",
-            "initial_car_t": f"Normal(ln({P.C0_RELATIVE} * dose / median dose), {P.C0_LOG_SD})",
-            "minor_states": f"fractions {P.MINOR_FRACTION} of the main state, log-SD {P.MINOR_LOG_SD}",
-            "omega": f"HalfNormal({P.OMEGA_SCALE}) (population fits)",
-            "beta": f"Normal(0, {P.BETA_SD}) on CAR T parameters (population fits)",
-            "student_t_nu": P.STUDENT_T_NU,
-        }),
-        "covariates": json.dumps(list(covariate_matrix(data).columns)) if population else "[]",
-        "units": json.dumps(dict(cohort.units)),
-        "cohort_meta": json.dumps(cohort.meta, default=str),
-        "diagnostics": diagnostics.to_json(),
-        "software": json.dumps(software_versions()),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    })
+    tree.attrs.update(
+        {
+            "model": model.name,
+            "growth": model.growth or "",
+            "mode": "population" if population else "subject",
+            "subjects": json.dumps(list(data.subjects)),
+            "cartfit_version": __version__,
+            "data_sha256": cohort.sha256,
+            "cohort": str(cohort.path),
+            "seed": str(settings.seed),
+            "sampler": "nutpie NUTS (numba backend)",
+            "settings": json.dumps(asdict(settings)),
+            "priors": json.dumps(priors),
+            "inference_priors": json.dumps(
+                {
+                    "sigma": f"LogNormal(ln {P.SIGMA_MEDIAN}, {P.SIGMA_LOG_SD}) per analyte",
+                    "initial_tumor": f"Normal(ln baseline, {P.B0_LOG_SD_KNOWN}) if a baseline "
+                    f"is known, else Normal(0, {P.B0_LOG_SD_UNKNOWN}) (scaled units)",
+                    "initial_car_t": f"Normal(ln({P.C0_RELATIVE} dose / median dose), "
+                    f"{P.C0_LOG_SD})",
+                    "minor_states": f"fractions {P.MINOR_FRACTION} of the main state, "
+                    f"log-SD {P.MINOR_LOG_SD}",
+                    "omega": f"HalfNormal({P.OMEGA_SCALE}) (population fits)",
+                    "beta": f"Normal(0, {P.BETA_SD}) on CAR T parameters (population fits)",
+                    "student_t_nu": P.STUDENT_T_NU,
+                }
+            ),
+            "covariates": json.dumps(list(covariate_matrix(data).columns)) if population else "[]",
+            "units": json.dumps(dict(cohort.units)),
+            "cohort_meta": json.dumps(cohort.meta, default=str),
+            "diagnostics": diagnostics.to_json(),
+            "software": json.dumps(software_versions()),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
     return tree
 
 
@@ -211,8 +268,14 @@ def fit_cohort(
     cohort = load_cohort(cohort_dir)
     ode = get_model(model, growth)
     data = prepare(cohort, ode, None if population else [subject])
-    pm_model = build_model(ode, data, population=population, likelihood=settings.likelihood,
-                           rtol=settings.rtol, atol=settings.atol)
+    pm_model = build_model(
+        ode,
+        data,
+        population=population,
+        likelihood=settings.likelihood,
+        rtol=settings.rtol,
+        atol=settings.atol,
+    )
     timings["build"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     start = None

@@ -45,6 +45,19 @@ POSTERIOR_LOG_Y0 = "log_y0"
 POSTERIOR_SIGMA = "sigma"
 OBS = "y"
 ROOT_ATTRS = (
-    "model", "growth", "mode", "subjects", "cartfit_version", "data_sha256", "cohort", "seed",
-    "sampler", "settings", "priors", "units", "cohort_meta", "diagnostics", "created",
+    "model",
+    "growth",
+    "mode",
+    "subjects",
+    "cartfit_version",
+    "data_sha256",
+    "cohort",
+    "seed",
+    "sampler",
+    "settings",
+    "priors",
+    "units",
+    "cohort_meta",
+    "diagnostics",
+    "created",
 )

@@ -36,8 +36,9 @@ class StartReport:
         return len(distinct)
 
 
-def multistart(pm_model: pm.Model, n_starts: int = 6, seed: int = 0, spread: float = 1.0,
-               max_iter: int = 400) -> StartReport:
+def multistart(
+    pm_model: pm.Model, n_starts: int = 6, seed: int = 0, spread: float = 1.0, max_iter: int = 400
+) -> StartReport:
     """Maximise the log posterior from ``n_starts`` starts; return the best point."""
     fn = pm_model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
     fn.set_extra_values({})
@@ -54,8 +55,9 @@ def multistart(pm_model: pm.Model, n_starts: int = 6, seed: int = 0, spread: flo
     results = []
     for k in range(n_starts):
         x0 = start.data + (0.0 if k == 0 else spread) * rng.standard_normal(start.data.shape)
-        res = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B",
-                                options={"maxiter": max_iter})
+        res = optimize.minimize(
+            objective, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
+        )
         results.append((-float(res.fun), res.x))
     results.sort(key=lambda r: -r[0])
     best = DictToArrayBijection.rmap(RaveledVars(results[0][1], start.point_map_info))

@@ -35,8 +35,14 @@ class ODESolveOp(Op):
 
     __props__ = ("model_name", "growth", "rtol", "atol", "max_steps")
 
-    def __init__(self, model_name: str, growth: str, rtol: float = 1e-6, atol: float = 1e-6,
-                 max_steps: int = 2_000):
+    def __init__(
+        self,
+        model_name: str,
+        growth: str,
+        rtol: float = 1e-6,
+        atol: float = 1e-6,
+        max_steps: int = 2_000,
+    ):
         self.model_name = model_name
         self.growth = growth
         self.rtol = float(rtol)
@@ -63,9 +69,13 @@ class ODESolveOp(Op):
         solve = get_batch_solver(self.model, True)
         log_params, log_y0, times, n_times = inputs
         ys, sens, status = solve(
-            np.ascontiguousarray(log_params), np.ascontiguousarray(log_y0),
-            np.ascontiguousarray(times), np.ascontiguousarray(n_times),
-            self.rtol, self.atol, self.max_steps,
+            np.ascontiguousarray(log_params),
+            np.ascontiguousarray(log_y0),
+            np.ascontiguousarray(times),
+            np.ascontiguousarray(n_times),
+            self.rtol,
+            self.atol,
+            self.max_steps,
         )
         output_storage[0][0] = ys
         output_storage[1][0] = sens
@@ -81,8 +91,12 @@ class ODESolveOp(Op):
         ]
 
     def connection_pattern(self, node):
-        return [[True, False, False], [True, False, False], [False, False, False],
-                [False, False, False]]
+        return [
+            [True, False, False],
+            [True, False, False],
+            [False, False, False],
+            [False, False, False],
+        ]
 
     def pullback(self, inputs, outputs, cotangents):
         log_params, log_y0, times, n_times = inputs
@@ -110,8 +124,13 @@ def _numba_funcify_ode_solve(op, node=None, **kwargs):
     @numba.njit
     def ode_solve(log_params, log_y0, times, n_times):
         return solve(
-            np.ascontiguousarray(log_params), np.ascontiguousarray(log_y0),
-            np.ascontiguousarray(times), np.ascontiguousarray(n_times), rtol, atol, max_steps,
+            np.ascontiguousarray(log_params),
+            np.ascontiguousarray(log_y0),
+            np.ascontiguousarray(times),
+            np.ascontiguousarray(n_times),
+            rtol,
+            atol,
+            max_steps,
         )
 
     return ode_solve, _cache_key(op)
@@ -126,7 +145,10 @@ def _cache_key(op: ODESolveOp) -> str:
     from cartfit.inference import solver
 
     model = op.model
-    sources = [inspect.getsource(solver), inspect.getsource(sys.modules[model.rhs.py_func.__module__])]
+    sources = [
+        inspect.getsource(solver),
+        inspect.getsource(sys.modules[model.rhs.py_func.__module__]),
+    ]
     growth = model.extras.get("growth_law")
     if growth is not None:
         sources.append(inspect.getsource(sys.modules[growth.per_capita.py_func.__module__]))

@@ -54,8 +54,14 @@ def posterior_draws(tree: xr.DataTree, n_draws: int | None = None, seed: int = 0
     return out
 
 
-def solve_draws(model: ODEModel, theta: np.ndarray, log_y0: np.ndarray, times: np.ndarray,
-                rtol: float = 1e-6, atol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+def solve_draws(
+    model: ODEModel,
+    theta: np.ndarray,
+    log_y0: np.ndarray,
+    times: np.ndarray,
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+) -> tuple[np.ndarray, np.ndarray]:
     """Log states for every draw and subject on a common time grid ``times`` (sorted, >= 0).
 
     Returns ``ys`` (n_draws, n_subjects, n_times, n_states) and ``ok`` (n_draws, n_subjects);
@@ -65,17 +71,31 @@ def solve_draws(model: ODEModel, theta: np.ndarray, log_y0: np.ndarray, times: n
     solve = get_batch_solver(model, with_sens=False)
     grid = np.broadcast_to(np.asarray(times, dtype=float), (n_d * n_sub, len(times))).copy()
     n_t = np.full(n_d * n_sub, len(times), dtype=np.int64)
-    ys, _, status = solve(np.log(theta.reshape(-1, n_p)), log_y0.reshape(n_d * n_sub, -1).copy(),
-                          grid, n_t, rtol, atol, 100_000)
+    ys, _, status = solve(
+        np.log(theta.reshape(-1, n_p)),
+        log_y0.reshape(n_d * n_sub, -1).copy(),
+        grid,
+        n_t,
+        rtol,
+        atol,
+        100_000,
+    )
     ys = ys.reshape(n_d, n_sub, len(times), model.n_states)
     ok = (status == 0).reshape(n_d, n_sub)
     ys[~ok] = np.nan
     return ys, ok
 
 
-def observation_means(model: ODEModel, theta: np.ndarray, log_y0: np.ndarray, subject_idx: np.ndarray,
-                      time: np.ndarray, analyte: np.ndarray, rtol: float = 1e-6,
-                      atol: float = 1e-6) -> np.ndarray:
+def observation_means(
+    model: ODEModel,
+    theta: np.ndarray,
+    log_y0: np.ndarray,
+    subject_idx: np.ndarray,
+    time: np.ndarray,
+    analyte: np.ndarray,
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+) -> np.ndarray:
     """Predicted ``ln(y/scale)`` (n_draws, n_obs) for observation rows, pre-infusion rows by the
     growth law's closed form, exactly as in the PyMC model."""
     n_d = theta.shape[0]
@@ -86,7 +106,9 @@ def observation_means(model: ODEModel, theta: np.ndarray, log_y0: np.ndarray, su
         t = time[rows]
         post_t = np.unique(t[t >= 0])
         if len(post_t):
-            ys, _ = solve_draws(model, theta[:, i : i + 1], log_y0[:, i : i + 1], post_t, rtol, atol)
+            ys, _ = solve_draws(
+                model, theta[:, i : i + 1], log_y0[:, i : i + 1], post_t, rtol, atol
+            )
             ys = ys[:, 0]
             for r in rows[time[rows] >= 0]:
                 k = int(np.searchsorted(post_t, time[r]))
@@ -98,8 +120,13 @@ def observation_means(model: ODEModel, theta: np.ndarray, log_y0: np.ndarray, su
     return mu
 
 
-def pointwise_loglik(mu: np.ndarray, sigma: np.ndarray, log_value: np.ndarray, blq: np.ndarray,
-                     likelihood: str = "lognormal") -> np.ndarray:
+def pointwise_loglik(
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    log_value: np.ndarray,
+    blq: np.ndarray,
+    likelihood: str = "lognormal",
+) -> np.ndarray:
     """Log-likelihood per draw and row: density of ``ln(y/scale)`` or, for BLQ rows, the M3
     term ``log Phi((ln(LLOQ/scale) - mu)/sigma)`` (``log_value`` holds the LLOQ there)."""
     z = (log_value - mu) / sigma
@@ -113,8 +140,9 @@ def pointwise_loglik(mu: np.ndarray, sigma: np.ndarray, log_value: np.ndarray, b
     return np.where(np.isfinite(mu), out, -np.inf)
 
 
-def trajectories(tree: xr.DataTree, times: np.ndarray, n_draws: int | None = None,
-                 seed: int = 0) -> dict:
+def trajectories(
+    tree: xr.DataTree, times: np.ndarray, n_draws: int | None = None, seed: int = 0
+) -> dict:
     """Noise-free trajectories of a fit on ``times`` (days >= 0).
 
     Returns a dict with ``times``, ``subjects``, ``log_states`` (draw, subject, time, state;
@@ -126,7 +154,9 @@ def trajectories(tree: xr.DataTree, times: np.ndarray, n_draws: int | None = Non
     draws = posterior_draws(tree, n_draws, seed)
     ys, ok = solve_draws(model, draws["theta"], draws["log_y0"], np.asarray(times, dtype=float))
     const = tree["constant_data"]
-    scales = dict(zip(const["analyte"].values.tolist(), const["scale"].values.tolist(), strict=True))
+    scales = dict(
+        zip(const["analyte"].values.tolist(), const["scale"].values.tolist(), strict=True)
+    )
     tumor_scale = scales.get("tumor", 1.0)
     obs = {}
     for analyte, f in model.observables.items():

@@ -42,7 +42,12 @@ A51, A52, A53, A54 = 19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729
 A61, A62, A63, A64, A65 = 9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656
 B1, B3, B4, B5, B6 = 35 / 384, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84
 E1, E3, E4, E5, E6, E7 = (
-    71 / 57600, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40,
+    71 / 57600,
+    -71 / 16695,
+    71 / 1920,
+    -17253 / 339200,
+    22 / 525,
+    -1 / 40,
 )
 
 STATUS_OK = 0
@@ -181,10 +186,10 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
                     for i in range(n_z):
                         z[i] = znew[i]
                         k1[i] = k7[i]  # first same as last
-                    fac = 0.9 * err ** -0.2 if err > 0 else 5.0
+                    fac = 0.9 * err**-0.2 if err > 0 else 5.0
                     h = h_try * min(5.0, max(0.2, fac)) if not last else max(h, h_try)
                 else:
-                    h = h_try * max(0.2, 0.9 * err ** -0.2)
+                    h = h_try * max(0.2, 0.9 * err**-0.2)
             for i in range(n_s):
                 if not np.isfinite(z[i]):
                     return STATUS_FAILED

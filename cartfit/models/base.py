@@ -88,9 +88,11 @@ class ODEModel:
         for p in self.parameters:
             if p.name == name:
                 return p
-        raise KeyError(f"model {self.name!r} has no parameter {name!r}; it has {self.parameter_names}")
+        raise KeyError(
+            f"model {self.name!r} has no parameter {name!r}; it has {self.parameter_names}"
+        )
 
-    def pack(self, values: Mapping[str, float]) -> "Any":
+    def pack(self, values: Mapping[str, float]) -> Any:
         """Order a mapping of parameter values as the ``params`` vector of :attr:`rhs`."""
         import numpy as np
 
@@ -104,12 +106,15 @@ class ODEModel:
         return np.array([float(values[n]) for n in self.parameter_names])
 
 
-def check_priors(model_name: str, parameters: tuple[Parameter, ...], priors: Mapping[str, Any]) -> None:
+def check_priors(
+    model_name: str, parameters: tuple[Parameter, ...], priors: Mapping[str, Any]
+) -> None:
     """Raise if the prior keys and the parameter names are not the same set."""
     names = {p.name for p in parameters}
     keys = set(priors)
     if names != keys:
         raise ValueError(
             f"{model_name}: prior keys and parameters differ; "
-            f"parameters without a prior {sorted(names - keys)}, priors without a parameter {sorted(keys - names)}"
+            f"parameters without a prior {sorted(names - keys)}, "
+            f"priors without a parameter {sorted(keys - names)}"
         )

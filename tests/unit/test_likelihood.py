@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytest
 from scipy import stats
 
@@ -17,15 +16,17 @@ from cartfit.models import get_model
 def tiny_cohort(tmp_path_factory):
     """One subject, four rows: two CAR T (one BLQ), one pre-infusion and one post tumour row."""
     out = tmp_path_factory.mktemp("tiny") / "cohort"
-    obs = pd.DataFrame({
-        "subject": ["P1"] * 4,
-        "time": [-7.0, 7.0, 7.0, 60.0],
-        "analyte": ["tumor", "tumor", "car_t", "car_t"],
-        "value": [50.0, 20.0, 3000.0, np.nan],
-        "unit": ["mm2", "mm2", "copies/ug", "copies/ug"],
-        "lloq": [1.0, 1.0, 5.0, 5.0],
-        "blq": [0, 0, 0, 1],
-    })
+    obs = pd.DataFrame(
+        {
+            "subject": ["P1"] * 4,
+            "time": [-7.0, 7.0, 7.0, 60.0],
+            "analyte": ["tumor", "tumor", "car_t", "car_t"],
+            "value": [50.0, 20.0, 3000.0, np.nan],
+            "unit": ["mm2", "mm2", "copies/ug", "copies/ug"],
+            "lloq": [1.0, 1.0, 5.0, 5.0],
+            "blq": [0, 0, 0, 1],
+        }
+    )
     subjects = pd.DataFrame({"subject": ["P1"], "dose": [2e8], "costim": ["CD28"]})
     write_cohort(out, obs, subjects)
     return load_cohort(out)
@@ -38,25 +39,40 @@ def test_pointwise_loglik_matches_pymc(tiny_cohort, likelihood):
     model = get_model("predator_prey", "logistic")
     data = prepare(tiny_cohort, model)
     pm_model = build_model(model, data, likelihood=likelihood)
-    logp_y = pm_model.compile_fn(pm_model.logp(vars=[pm_model["y"]], sum=False)[0],
-                                 inputs=pm_model.value_vars, mode="FAST_COMPILE",
-                                 on_unused_input="ignore")
+    logp_y = pm_model.compile_fn(
+        pm_model.logp(vars=[pm_model["y"]], sum=False)[0],
+        inputs=pm_model.value_vars,
+        mode="FAST_COMPILE",
+        on_unused_input="ignore",
+    )
     rng = np.random.default_rng(1)
     ip = pm_model.initial_point()
     for _ in range(3):
         point = {k: v + 0.3 * rng.standard_normal(np.shape(v)) for k, v in ip.items()}
         expected = logp_y(point)
         outs = pm_model.replace_rvs_by_values(
-            [pm_model["theta"], pm_model["log_y0"], pm_model["sigma"]])
-        fn = pm_model.compile_fn(outs,
-                                 inputs=pm_model.value_vars, mode="FAST_COMPILE",
-                                 on_unused_input="ignore")
+            [pm_model["theta"], pm_model["log_y0"], pm_model["sigma"]]
+        )
+        fn = pm_model.compile_fn(
+            outs, inputs=pm_model.value_vars, mode="FAST_COMPILE", on_unused_input="ignore"
+        )
         theta, log_y0, sigma = fn(point)
         obs = data.obs
-        mu = observation_means(model, theta[None], log_y0[None], obs["subject_idx"].to_numpy(),
-                               obs["time"].to_numpy(), obs["analyte"].to_numpy())
-        got = pointwise_loglik(mu, sigma[obs["analyte_idx"].to_numpy()][None],
-                               obs["log_value"].to_numpy(), obs["blq"].to_numpy(), likelihood)[0]
+        mu = observation_means(
+            model,
+            theta[None],
+            log_y0[None],
+            obs["subject_idx"].to_numpy(),
+            obs["time"].to_numpy(),
+            obs["analyte"].to_numpy(),
+        )
+        got = pointwise_loglik(
+            mu,
+            sigma[obs["analyte_idx"].to_numpy()][None],
+            obs["log_value"].to_numpy(),
+            obs["blq"].to_numpy(),
+            likelihood,
+        )[0]
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
 
 
@@ -72,7 +88,9 @@ def test_censored_term_is_beal_m3():
 def test_lognormal_density_by_hand():
     """An observed row contributes the normal log density of ln(y/scale)."""
     got = pointwise_loglik(np.array([[1.0]]), np.array([[0.4]]), np.array([1.2]), np.array([False]))
-    assert got[0, 0] == pytest.approx(-0.5 * (0.2 / 0.4) ** 2 - np.log(0.4) - 0.5 * np.log(2 * np.pi))
+    assert got[0, 0] == pytest.approx(
+        -0.5 * (0.2 / 0.4) ** 2 - np.log(0.4) - 0.5 * np.log(2 * np.pi)
+    )
 
 
 def test_model_graph_names_and_shapes(tiny_cohort):

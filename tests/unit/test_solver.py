@@ -9,15 +9,27 @@ from cartfit.simulate.reference import solve_reference
 
 TIMES = np.array([0.0, 0.5, 1, 4, 7, 10, 14, 21, 28, 56, 90, 180, 365.0])
 #: expansion, regression and contraction within the year (peak ~day 10, tumour down 3 logs)
-PARAMS = {"growth_rate": 0.03, "carrying_capacity": 10.0, "kill_rate": 0.5,
-          "proliferation_rate": 0.5, "death_rate": 0.1}
+PARAMS = {
+    "growth_rate": 0.03,
+    "carrying_capacity": 10.0,
+    "kill_rate": 0.5,
+    "proliferation_rate": 0.5,
+    "death_rate": 0.1,
+}
 LOG_Y0 = np.array([0.0, np.log(2.5e-4)])
 
 
 def _solve(model, log_p, log_y0, times=TIMES, rtol=1e-6, atol=1e-6, with_sens=True):
     solve = get_batch_solver(model, with_sens)
-    ys, sens, status = solve(np.atleast_2d(log_p), np.atleast_2d(log_y0), np.atleast_2d(times),
-                             np.array([len(times)]), rtol, atol, 100_000)
+    ys, sens, status = solve(
+        np.atleast_2d(log_p),
+        np.atleast_2d(log_y0),
+        np.atleast_2d(times),
+        np.array([len(times)]),
+        rtol,
+        atol,
+        100_000,
+    )
     return ys[0], sens[0], status[0]
 
 
@@ -59,9 +71,15 @@ def test_failed_solve_is_flagged_not_raised():
     model = get_model("predator_prey", "exponential")
     log_p = np.array([800.0, np.log(0.5), np.log(0.5), np.log(0.1)])
     solve = get_batch_solver(model, True)
-    ys, sens, status = solve(np.array([log_p, np.log([0.03, 0.5, 0.5, 0.1])]),
-                             np.array([[2.0, 0.0], [0.0, -8.0]]), np.vstack([TIMES, TIMES]),
-                             np.array([len(TIMES)] * 2), 1e-6, 1e-6, 2000)
+    ys, sens, status = solve(
+        np.array([log_p, np.log([0.03, 0.5, 0.5, 0.1])]),
+        np.array([[2.0, 0.0], [0.0, -8.0]]),
+        np.vstack([TIMES, TIMES]),
+        np.array([len(TIMES)] * 2),
+        1e-6,
+        1e-6,
+        2000,
+    )
     assert status.tolist() == [1, 0]
     assert np.all(ys[0] == 0) and np.all(sens[0] == 0)
     assert np.all(np.isfinite(ys[1]))
@@ -72,8 +90,15 @@ def test_padded_rows_repeat_their_last_time():
     log_p = np.log(model.pack(PARAMS))
     solve = get_batch_solver(model, True)
     times = np.vstack([TIMES, np.r_[TIMES[:5], np.repeat(TIMES[4], len(TIMES) - 5)]])
-    ys, _, status = solve(np.vstack([log_p, log_p]), np.vstack([LOG_Y0, LOG_Y0]), times,
-                          np.array([len(TIMES), 5]), 1e-6, 1e-6, 100_000)
+    ys, _, status = solve(
+        np.vstack([log_p, log_p]),
+        np.vstack([LOG_Y0, LOG_Y0]),
+        times,
+        np.array([len(TIMES), 5]),
+        1e-6,
+        1e-6,
+        100_000,
+    )
     assert status.tolist() == [0, 0]
     np.testing.assert_allclose(ys[1, :5], ys[0, :5], atol=1e-9)
     np.testing.assert_allclose(ys[1, 5:], np.repeat(ys[1, 4:5], len(TIMES) - 5, axis=0))
