@@ -48,7 +48,7 @@ def subject_metrics(view: FitView, traj: dict, s: int, window: float) -> dict[st
     kill = killing_rate(view.model, traj["log_states"][:, s], traj["theta"][:, s])
     with np.errstate(divide="ignore", invalid="ignore"):
         per_car_t = kill / car_t
-    lloq = view.lloq(view.subjects[s])
+    lloq = traj["lloq"] if "lloq" in traj else view.lloq(view.subjects[s])
     out = exposure_metrics(
         times,
         car_t,
@@ -89,4 +89,25 @@ def exposure_table(
         for name, values in subject_metrics(view, traj, s, window).items():
             rows.append({"subject": subject, "metric": name, **summarize_draws(values),
                          "unit": units[name]})  # fmt: skip
+    if view.population:
+        rows += population_rows(view, grid, window, n_draws or DEFAULT_DRAWS, seed, units)
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def population_rows(view: FitView, grid: np.ndarray, window: float, n_draws: int, seed: int,
+                    units: dict[str, str]) -> list[dict]:  # fmt: skip
+    """Rows ``population_typical`` (subject effects zero: uncertainty of the typical subject)
+    and ``new_subject`` (posterior predictive of a new subject drawn from the population), each
+    with the initial state of a randomly chosen cohort subject and reference covariates."""
+    from cartfit.analysis.trial import _trajectories, virtual_subjects
+
+    rows = []
+    lloq = np.nanmedian([view.lloq(s) for s in view.subjects])
+    for label, typical in (("population_typical", True), ("new_subject", False)):
+        theta, log_y0 = virtual_subjects(view, n_draws, seed, typical=typical)
+        traj = _trajectories(view, theta, log_y0, grid)
+        traj["lloq"] = lloq
+        for name, values in subject_metrics(view, traj, 0, window).items():
+            rows.append({"subject": label, "metric": name, **summarize_draws(values),
+                         "unit": units[name]})  # fmt: skip
+    return rows

@@ -79,8 +79,13 @@ def _covariates(view, post, template, costim, lymphodepletion) -> dict[str, np.n
 
 
 def virtual_subjects(view: FitView, n_subjects: int, seed: int, dose=None, costim=None,
-                     lymphodepletion=None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """``theta`` (n, parameter) and ``log_y0`` (n, state) of new subjects of the population."""
+                     lymphodepletion=None, typical: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``theta`` (n, parameter) and ``log_y0`` (n, state) of new subjects of the population.
+
+    With ``typical`` the subject effects are zero (eta = 0): the draws then describe
+    the posterior of the population-typical subject rather than the predictive spread.
+    """
     post = view.tree["posterior"]
     if not view.population or "mu" not in post.data_vars:
         raise CartfitError(f"{view.path}: a virtual trial needs a population fit "
@@ -89,7 +94,8 @@ def virtual_subjects(view: FitView, n_subjects: int, seed: int, dose=None, costi
     mu, omega = _flat(post["mu"]), _flat(post["omega"])
     d = rng.integers(0, len(mu), n_subjects)
     template = rng.integers(0, len(view.subjects), n_subjects)
-    log_theta = mu[d] + omega[d] * rng.standard_normal((n_subjects, mu.shape[1]))
+    eta = rng.standard_normal((n_subjects, mu.shape[1]))
+    log_theta = mu[d] + (0.0 if typical else omega[d] * eta)
     for name, x in _covariates(view, post, template, costim, lymphodepletion).items():
         log_theta += x[:, None] * _flat(post[f"beta_{name}"])[d]
     theta = np.exp(log_theta)

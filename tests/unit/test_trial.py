@@ -83,7 +83,8 @@ def test_identical_virtual_subjects_reproduce_the_subject_tables(tmp_path):
     np.testing.assert_allclose(rel["p_response"], 1.0)
     assert (rel["p_relapse_antigen_neg"] == 0).all()  # no antigen-negative compartment
     assert trial.loc["response_rate", "mean"] == 1.0
-    exp = exposure_table(fit).set_index("metric")
+    table = exposure_table(fit)
+    exp = table[table["subject"] == "S1"].set_index("metric")
     for name in ("cmax", "tmax", "auc_0_28", "killing_exposure", "c_ctrl"):
         assert trial.loc[name, "median"] == pytest.approx(exp.loc[name, "median"], rel=1e-6)
         assert trial.loc[name, "q05"] == pytest.approx(trial.loc[name, "q95"], rel=1e-9)
@@ -120,3 +121,19 @@ def test_trial_refusals(tmp_path):
         virtual_trial(fit, costim="CD28", n_subjects=5)
     with pytest.raises(CartfitError, match="at least 1"):
         virtual_trial(fit, n_subjects=0)
+
+
+def test_population_exposure_rows(tmp_path):
+    """A population fit's exposure table adds the population-typical subject (subject effects
+    zero) and a new subject (predictive): with omega = 0 both equal the cohort subject; with
+    omega = 0.5 the new subject's 90 % interval of cmax is wider than the typical one's."""
+    table = exposure_table(write_population_fit(tmp_path / "a.nc"), n_draws=60)
+    by = table.set_index(["subject", "metric"])
+    for who in ("population_typical", "new_subject"):
+        assert by.loc[(who, "cmax"), "median"] == pytest.approx(by.loc[("S1", "cmax"), "median"],
+                                                                rel=1e-6)
+    table = exposure_table(write_population_fit(tmp_path / "b.nc", omega=0.5), n_draws=60)
+    by = table.set_index(["subject", "metric"])
+    width = {w: np.log(by.loc[(w, "cmax"), "q95"] / by.loc[(w, "cmax"), "q05"])
+             for w in ("population_typical", "new_subject")}
+    assert width["population_typical"] < 1e-9 < width["new_subject"]
