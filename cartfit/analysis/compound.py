@@ -46,7 +46,7 @@ _TALBOT_MAX_EXPONENT = 20.0
 """Largest real exponent on the contour for which Talbot's sum is trusted (rounding x e^20)."""
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _log_laplace(s, n, sf, m_f, w, m_s):  # pragma: no cover - compiled
     """``log E[exp(-s Z)]`` at complex ``s`` (shape ``(L, nodes)``; components ``(L, ·)``).
 

@@ -16,13 +16,13 @@ import numpy as np
 from cartfit.growth.base import GROWTH_RATE, GrowthLaw
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def per_capita(u: float, params: np.ndarray) -> float:
     """G(u) = r."""
     return params[0]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def per_capita_jac(u: float, params: np.ndarray, out: np.ndarray) -> float:
     """dG/dr = 1; returns dG/du = 0."""
     out[0] = 1.0

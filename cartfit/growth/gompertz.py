@@ -19,13 +19,13 @@ import numpy as np
 from cartfit.growth.base import CARRYING_CAPACITY, GROWTH_RATE, GrowthLaw
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def per_capita(u: float, params: np.ndarray) -> float:
     """G(u) = r (ln K - u)."""
     return params[0] * (np.log(params[1]) - u)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def per_capita_jac(u: float, params: np.ndarray, out: np.ndarray) -> float:
     """dG/dr = ln K - u, dG/dK = r / K; returns dG/du = -r."""
     out[0] = np.log(params[1]) - u

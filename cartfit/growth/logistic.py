@@ -19,13 +19,13 @@ import numpy as np
 from cartfit.growth.base import CARRYING_CAPACITY, GROWTH_RATE, GrowthLaw
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def per_capita(u: float, params: np.ndarray) -> float:
     """G(u) = r (1 - e^u / K)."""
     return params[0] * (1.0 - np.exp(u) / params[1])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def per_capita_jac(u: float, params: np.ndarray, out: np.ndarray) -> float:
     """dG/dr = 1 - B/K, dG/dK = r B / K^2; returns dG/du = -r B / K."""
     b_over_k = np.exp(u) / params[1]

@@ -121,7 +121,7 @@ def _numba_funcify_ode_solve(op, node=None, **kwargs):
     rtol, atol, max_steps = op.rtol, op.atol, op.max_steps
     import numba
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def ode_solve(log_params, log_y0, times, n_times):
         return solve(
             np.ascontiguousarray(log_params),

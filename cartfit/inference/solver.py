@@ -60,11 +60,11 @@ def _in_place_kernels(model: ODEModel):
         return model.rhs_into, model.jac_into
     rhs, jac = model.rhs, model.jac
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def rhs_into(t, y, p, out):
         out[:] = rhs(t, y, p)
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def jac_into(t, y, p, jy, jp):
         a, b = jac(t, y, p)
         jy[:, :] = a
@@ -79,7 +79,7 @@ def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
 
     if with_sens:
 
-        @numba.njit
+        @numba.njit(error_model="numpy")
         def aug(t, z, p, out, jy, jp):
             y = z[:n_s]
             rhs_into(t, y, p, out[:n_s])
@@ -98,7 +98,7 @@ def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
 
     else:
 
-        @numba.njit
+        @numba.njit(error_model="numpy")
         def aug(t, z, p, out, jy, jp):
             rhs_into(t, z[:n_s], p, out[:n_s])
 
@@ -111,7 +111,7 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
     n_z = n_s + (n_s * n_q if with_sens else 0)
     aug = _make_augmented_rhs(model, n_s, n_p, with_sens)
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def solve_one(p, y0, times, n_t, rtol, atol, max_steps, ys, sens):
         z = np.zeros(n_z)
         z[:n_s] = y0
@@ -203,7 +203,7 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
                         sens[it, i, j] = v
         return STATUS_OK
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def solve_batch(log_params, log_y0, times, n_times, rtol, atol, max_steps):
         n_sub, n_t = times.shape
         ys = np.zeros((n_sub, n_t, n_s))

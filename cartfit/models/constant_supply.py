@@ -61,7 +61,7 @@ def make_constant_supply(growth: GrowthLaw = EXPONENTIAL) -> ODEModel:
     per_capita_jac = growth.per_capita_jac
     n_g = growth.n_params
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def rhs(t, y, params):
         # du/dt = G(u) - alpha e^v ;  dv/dt = kappa e^{-v} - delta
         alpha, kappa, delta = params[n_g], params[n_g + 1], params[n_g + 2]
@@ -70,7 +70,7 @@ def make_constant_supply(growth: GrowthLaw = EXPONENTIAL) -> ODEModel:
         dy[1] = kappa * np.exp(-y[1]) - delta
         return dy
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def jac(t, y, params):
         alpha, kappa = params[n_g], params[n_g + 1]
         jy = np.zeros((2, 2))

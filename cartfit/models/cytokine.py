@@ -87,7 +87,7 @@ def homeostatic_rate(cytokine: ArrayLike, max_rate: float, half_saturation: floa
     return max_rate * cytokine / (half_saturation + cytokine)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def relative_cytokine(
     t: float, depth: float, ratio: float, recovery_time: float, out: np.ndarray
 ) -> float:
@@ -113,7 +113,7 @@ def relative_cytokine(
 def make_cytokine() -> ODEModel:
     """The cytokine equation in log coordinates, ``d ln Cyt/dt = s e^{-y} - δ - γ L(t)``."""
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def rhs(t, y, params):
         s, delta, gamma, l0 = params[0], params[1], params[2], params[3]
         depth, tau = min(max(params[4], 0.0), 1.0), params[5]
@@ -122,7 +122,7 @@ def make_cytokine() -> ODEModel:
         dy[0] = s * np.exp(-y[0]) - delta - gamma * lymph
         return dy
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def jac(t, y, params):
         s, gamma, l0 = params[0], params[2], params[3]
         inside = 0.0 <= params[4] <= 1.0

@@ -75,7 +75,7 @@ def make_escape(growth: GrowthLaw) -> ODEModel:
     per_capita_jac = growth.per_capita_jac
     n_g = growth.n_params
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def rhs(t, y, params):
         k, k_off, p = params[n_g], params[n_g + 1], params[n_g + 2]
         d, mu = params[n_g + 3], params[n_g + 4]
@@ -89,7 +89,7 @@ def make_escape(growth: GrowthLaw) -> ODEModel:
         dy[2] = p * np.exp(a) - d
         return dy
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def jac(t, y, params):
         k, k_off, p, mu = params[n_g], params[n_g + 1], params[n_g + 2], params[n_g + 4]
         a, n, v = y[0], y[1], y[2]

@@ -48,7 +48,7 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
     per_capita_jac = growth.per_capita_jac
     n_g = growth.n_params
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def rhs(t, y, params):
         q = params[n_g:]
         k_a, beta, d_e, k_em, k_ex = q[0], q[1], q[2], q[3], q[4]
@@ -66,7 +66,7 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         dy[3] = per_capita(u, params[:n_g]) - k * np.exp(e)
         return dy
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def jac(t, y, params):
         q = params[n_g:]
         k_a, beta, k_em, k_ex, k_me, k = q[0], q[1], q[3], q[4], q[5], q[8]

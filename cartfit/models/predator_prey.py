@@ -53,14 +53,14 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
     per_capita_jac = growth.per_capita_jac
     n_g = growth.n_params
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def rhs_into(t, y, params, out):
         # du/dt = G(u) - k e^v ;  dv/dt = p e^u - d
         k, p, d = params[n_g], params[n_g + 1], params[n_g + 2]
         out[0] = per_capita(y[0], params[:n_g]) - k * np.exp(y[1])
         out[1] = p * np.exp(y[0]) - d
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def jac_into(t, y, params, jy, jp):
         # J_y = [[G'(u), -k e^v], [p e^u, 0]];  J_p: growth block, -e^v, e^u, -1
         k, p = params[n_g], params[n_g + 1]
@@ -72,13 +72,13 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
         jp[1, n_g + 1] = eu
         jp[1, n_g + 2] = -1.0
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def rhs(t, y, params):
         dy = np.empty(2)
         rhs_into(t, y, params, dy)
         return dy
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def jac(t, y, params):
         jy = np.zeros((2, 2))
         jp = np.zeros((2, n_g + 3))

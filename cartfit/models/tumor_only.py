@@ -32,14 +32,14 @@ def make_tumor_only(growth: GrowthLaw) -> ODEModel:
     per_capita_jac = growth.per_capita_jac
     n_g = growth.n_params
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def rhs(t, y, params):
         # du/dt = G(u)
         dy = np.empty(1)
         dy[0] = per_capita(y[0], params[:n_g])
         return dy
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def jac(t, y, params):
         jy = np.zeros((1, 1))
         jp = np.zeros((1, n_g))
