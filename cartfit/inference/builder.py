@@ -106,6 +106,20 @@ def _subject_log_params(model: ODEModel, data: FitData, population: bool):
     return log_theta
 
 
+def fixed_by_covariate(model: ODEModel, data: FitData) -> dict[int, np.ndarray]:
+    """Model parameters set per subject from a covariate column (e.g. the multifate model's
+    lymphodepletion depth from ``subjects.csv``), when every fitted subject has a value.
+
+    ``extras["covariates"]`` maps parameter name -> column; returns index -> values."""
+    fixed = {}
+    for name, column in model.extras.get("covariates", {}).items():
+        if column in data.covariates.columns:
+            values = pd.to_numeric(data.covariates[column], errors="coerce").to_numpy(float)
+            if np.all(np.isfinite(values)) and np.all(values > 0):
+                fixed[model.parameter_names.index(name)] = values
+    return fixed
+
+
 def _log_initial_states(model: ODEModel, data: FitData, population: bool):
     mean, sd = P.initial_state_prior(model, data)
     z0 = pm.Normal("z0", 0.0, 1.0, dims=("subject", "state"))
@@ -133,6 +147,8 @@ def build_model(
     growth = model.extras["growth_law"]
     with pm.Model(coords=coords) as pm_model:
         log_theta = _subject_log_params(model, data, population)
+        for j, values in fixed_by_covariate(model, data).items():
+            log_theta = pt.set_subtensor(log_theta[:, j], np.log(values))
         log_y0 = _log_initial_states(model, data, population)
         pm.Deterministic("theta", pt.exp(log_theta), dims=("subject", "parameter"))
         pm.Deterministic("log_y0", log_y0, dims=("subject", "state"))

@@ -116,3 +116,22 @@ def test_solver_failure_gives_minus_inf_not_a_crash(tiny_cohort):
     assert np.isfinite(logp(point))
     point["z"] = np.array([[0.0, 40.0, 40.0, 0.0]])  # kill and proliferation rates ~e^40
     assert logp(point) == -np.inf
+
+
+def test_lymphodepletion_depth_is_fixed_by_the_covariate(tmp_path):
+    """The multifate model's lymphodepletion depth comes from subjects.csv, not the prior."""
+    obs = pd.DataFrame({
+        "subject": ["P1", "P1"], "time": [7.0, 14.0], "analyte": ["car_t", "car_t"],
+        "value": [3000.0, 800.0], "unit": ["copies/ug"] * 2, "lloq": [5.0, 5.0], "blq": [0, 0],
+    })  # fmt: skip
+    subjects = pd.DataFrame({"subject": ["P1"], "dose": [2e8], "lymphodepletion": [0.7]})
+    write_cohort(tmp_path / "c", obs, subjects)
+    model = get_model("multifate", "gompertz")
+    data = prepare(load_cohort(tmp_path / "c"), model)
+    pm_model = build_model(model, data)
+    theta_fn = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model["theta"]])[0],
+                                   inputs=pm_model.value_vars, on_unused_input="ignore")
+    j = model.parameter_names.index("lymphodepletion")
+    for shift in (0.0, 1.0):
+        point = {k: v + shift for k, v in pm_model.initial_point().items()}
+        assert theta_fn(point)[0, j] == pytest.approx(0.7)
