@@ -129,8 +129,11 @@ def test_lymphodepletion_depth_is_fixed_by_the_covariate(tmp_path):
     model = get_model("multifate", "gompertz")
     data = prepare(load_cohort(tmp_path / "c"), model)
     pm_model = build_model(model, data)
-    theta_fn = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model["theta"]])[0],
-                                   inputs=pm_model.value_vars, on_unused_input="ignore")
+    theta_fn = pm_model.compile_fn(
+        pm_model.replace_rvs_by_values([pm_model["theta"]])[0],
+        inputs=pm_model.value_vars,
+        on_unused_input="ignore",
+    )
     j = model.parameter_names.index("lymphodepletion")
     for shift in (0.0, 1.0):
         point = {k: v + shift for k, v in pm_model.initial_point().items()}
