@@ -101,6 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     res_c = run_cartfit(prob, a.chains, a.tune, a.draws, a.seed, cpus, OUT / "inference_fit.nc")
     results.append(res_c)
+    if cold is not None:
+        same = all(np.array_equal(cold.draws[q], res_c.draws[q]) for q in res_c.draws)
+        cold.notes.append(
+            "same seed, same draws as the warm-cache run"
+            if same
+            else "same seed but different draws from the warm-cache run (freshly compiled and "
+            "cached numba code differ in the last bits, and the chains diverge from there)"
+        )
     point = unconstrained_point(prob, res_c)
     extra["point"] = point.tolist()
     extra["cartfit_gradient"] = cartfit_gradient(prob, point)
