@@ -22,7 +22,7 @@ import xarray as xr
 from cartfit import __version__
 from cartfit.errors import CartfitError
 from cartfit.inference import priors as P
-from cartfit.inference.builder import build_model, covariate_matrix
+from cartfit.inference.builder import build_model, centred_parameters, covariate_matrix
 from cartfit.inference.data import FitData, prepare
 from cartfit.inference.diagnostics import Diagnostics, diagnose
 from cartfit.inference.init import multistart
@@ -109,6 +109,9 @@ def sample_model(
             progressbar=settings.progress,
             compute_convergence_checks=False,
             initvals=initvals,
+            # nutpie jitters every start by U(-1, 1) on the unconstrained scale by default, which
+            # throws the chains out of the optimum the multi-start found: start exactly there
+            compile_kwargs={"jitter_rvs": set()} if initvals else None,
         )
 
 
@@ -236,6 +239,9 @@ def assemble(
                 }
             ),
             "covariates": json.dumps(list(covariate_matrix(data).columns)) if population else "[]",
+            "centred_parameters": json.dumps(list(centred_parameters(model, data)))
+            if population
+            else "[]",
             "units": json.dumps(dict(cohort.units)),
             "cohort_meta": json.dumps(cohort.meta, default=str),
             "diagnostics": diagnostics.to_json(),

@@ -35,7 +35,8 @@ Root attributes (strings; JSON where structured)
 ``model``, ``growth``, ``mode`` (``subject`` | ``population``), ``subjects`` (JSON list),
 ``cartfit_version``, ``data_sha256``, ``cohort`` (folder path), ``seed``, ``sampler``,
 ``settings`` (JSON), ``priors`` (JSON), ``units`` (JSON analyte -> unit), ``cohort_meta`` (JSON of
-cohort.yaml), ``diagnostics`` (JSON summary), ``created`` (ISO time).
+cohort.yaml), ``diagnostics`` (JSON summary), ``created`` (ISO time); population fits add
+``covariates`` and ``centred_parameters`` (JSON lists).
 """
 
 from __future__ import annotations

@@ -138,3 +138,48 @@ def test_lymphodepletion_depth_is_fixed_by_the_covariate(tmp_path):
     for shift in (0.0, 1.0):
         point = {k: v + shift for k, v in pm_model.initial_point().items()}
         assert theta_fn(point)[0, j] == pytest.approx(0.7)
+
+
+def _two_subject_cohort(tmp_path, analytes):
+    rows = []
+    for s in ("P1", "P2"):
+        for t in (7.0, 14.0, 28.0):
+            rows += [(s, t, a, 100.0 / t, "u", 0.01, 0) for a in analytes]
+    obs = pd.DataFrame(rows, columns=["subject", "time", "analyte", "value", "unit", "lloq", "blq"])
+    subjects = pd.DataFrame({"subject": ["P1", "P2"], "dose": [1e8, 3e8]})
+    write_cohort(tmp_path / "c", obs, subjects)
+    return load_cohort(tmp_path / "c")
+
+
+def test_population_centres_car_t_kinetics_only_when_car_t_is_measured(tmp_path):
+    """CAR T expansion/contraction get centred subject effects, ln θ ~ N(μ, ω), when CAR T is
+    measured; the rest stay non-centred, ln θ = μ + ω η; without CAR T data all are
+    non-centred. θ is the same function of (μ, ω, subject effect) in both forms."""
+    model = get_model("predator_prey", "gompertz")
+    data = prepare(_two_subject_cohort(tmp_path, ["tumor", "car_t"]), model)
+    pm_model = build_model(model, data, population=True)
+    assert list(pm_model.coords["centred_parameter"]) == ["proliferation_rate", "death_rate"]
+    assert list(pm_model.coords["noncentred_parameter"]) == ["growth_rate", "kill_rate"]
+    theta_fn = pm_model.compile_fn(
+        pm_model.replace_rvs_by_values([pm_model["theta"]])[0],
+        inputs=pm_model.value_vars,
+        on_unused_input="ignore",
+    )
+    point = pm_model.initial_point()
+    point["mu"] = np.log([0.01, 2.0, 0.5, 3.0, 0.1])
+    point["omega_free_log__"] = np.log([0.2, 0.3, 0.4, 0.5])  # growth, kill, prolif, death
+    point["eta"] = np.array([[1.0, -1.0], [0.5, 2.0]])
+    point["log_theta_centred"] = np.array([[1.2, -2.0], [0.9, -2.5]])
+    theta = theta_fn(point)
+    np.testing.assert_allclose(np.log(theta[:, 0]), np.log(0.01) + 0.2 * np.array([1.0, 0.5]))
+    np.testing.assert_allclose(np.log(theta[:, 1]), np.log(2.0))  # carrying capacity shared
+    np.testing.assert_allclose(np.log(theta[:, 2]), np.log(0.5) + 0.3 * np.array([-1.0, 2.0]))
+    np.testing.assert_allclose(np.log(theta[:, 3:]), [[1.2, -2.0], [0.9, -2.5]])
+    logp = pm_model.compile_logp(vars=[pm_model["log_theta_centred"]], sum=True)
+    expected = stats.norm.logpdf([[1.2, -2.0], [0.9, -2.5]], np.log([3.0, 0.1]), [0.4, 0.5])
+    assert logp(point) == pytest.approx(expected.sum())
+
+    tumour_only = prepare(_two_subject_cohort(tmp_path / "t", ["tumor"]), model)
+    pm_model = build_model(model, tumour_only, population=True)
+    assert "centred_parameter" not in pm_model.coords
+    assert len(pm_model.coords["noncentred_parameter"]) == 4
