@@ -101,12 +101,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from cartfit.inference.predict import load_fit
     from cartfit.io import write_table
 
-    table = compare_fits(args.fits, kfold=args.kfold)
+    table = compare_fits(
+        args.fits, kfold=args.kfold, max_refits=args.max_refits, kfold_groups=args.kfold_groups
+    )
     write_table(table, args.out)
     print(table.to_string(index=False))
     # the model-free diagnostic of the seed: is ln B linear in t before treatment?
-    cohort_dir = Path(load_fit(args.fits[0]).attrs["cohort"])
-    if cohort_dir.is_dir():
+    cohort_attr = load_fit(args.fits[0]).attrs.get("cohort", "")
+    cohort_dir = Path(cohort_attr)
+    if cohort_attr and cohort_dir.is_dir():
         diag = log_linearity_diagnostic(load_cohort(cohort_dir))
         if len(diag):
             out = args.out.with_name(args.out.stem + "_loglinearity.csv")
@@ -214,7 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("fits", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
-        "--kfold", action="store_true", help="leave-one-subject-out refits for bad Pareto k"
+        "--max-refits",
+        type=int,
+        default=10,
+        metavar="N",
+        help="per fit, refit without each of the N worst points with Pareto k > 0.7 and use "
+        "the exact leave-one-out density there (0: keep PSIS and warn; default 10)",
+    )
+    p.add_argument(
+        "--kfold",
+        action="store_true",
+        help="population fits: k-fold cross-validation over subjects with refits, each "
+        "held-out subject predicted as a new subject (instead of PSIS-LOO)",
+    )
+    p.add_argument(
+        "--kfold-groups",
+        type=int,
+        default=None,
+        metavar="K",
+        help="number of subject groups for --kfold (default: one per subject, at most 10)",
     )
     p.set_defaults(func=_cmd_compare)
 

@@ -1,4 +1,4 @@
-r"""Growth-law and model comparison by PSIS-LOO (DESIGN.md section 5).
+r"""Growth-law and model comparison by cross-validation (DESIGN.md section 5).
 
 For every fit the expected log pointwise predictive density is estimated by Pareto-smoothed
 importance-sampling leave-one-out cross-validation,
@@ -7,13 +7,15 @@ importance-sampling leave-one-out cross-validation,
 
     \widehat{\mathrm{elpd}}_{loo} = \sum_{i=1}^{n} \log
     \frac{\sum_s w_i^{(s)}\, p(y_i \mid \theta^{(s)})}{\sum_s w_i^{(s)}},
-    \qquad w_i^{(s)} \propto 1/p(y_i \mid \theta^{(s)}) \text{ (Pareto-smoothed)},
+    \qquad w_i^{(s)} \propto 1/p(y_i \mid \theta^{(s)}) \text{ (Pareto-smoothed)}.
 
-with standard error :math:`\sqrt{n}\,\mathrm{sd}_i(\widehat{\mathrm{elpd}}_i)`; differences
-between fits use the paired pointwise differences (``dse``), and weights are stacking weights
-(Yao et al. 2018). Observations whose Pareto shape :math:`\hat k > 0.7` make the estimate
-unreliable; they are counted in ``n_bad_pareto_k`` and named in ``warning`` (moment matching
-needs the model's unconstrained log density, which a fit file does not carry).
+Where the Pareto shape :math:`\hat k_i > 0.7` the importance weights are unreliable; those
+points (worst first, at most ``max_refits`` per fit) are refitted without the point and their
+term replaced by the exact :math:`\log p(y_i \mid y_{-i})` (:mod:`cartfit.analysis.refit`).
+With ``kfold=True`` a population fit is instead scored by k-fold cross-validation over subjects,
+each held-out subject predicted as a new subject (:mod:`cartfit.analysis.kfold`). Standard
+errors, differences (paired, ``dse``) and stacking weights follow from the pointwise values
+(:mod:`cartfit.analysis.elpd`).
 
 References: Vehtari, Gelman & Gabry (2017) Stat. Comput. 27:1413–1432; Yao, Vehtari, Simpson &
 Gelman (2018) Bayesian Anal. 13:917–1007.
@@ -21,21 +23,29 @@ Gelman (2018) Bayesian Anal. 13:917–1007.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cartfit.analysis.crossval import (
+    BAD_PARETO_K,
+    bad_points,
+    check_refittable,
+    kfold_estimate,
+    loo_with_refits,
+    psis_loo,
+)
+from cartfit.analysis.elpd import compare_pointwise
 from cartfit.errors import CartfitError
 
-BAD_PARETO_K = 0.7
+DEFAULT_MAX_REFITS = 10
 COLUMNS = (
     "model", "growth", "elpd_loo", "se", "elpd_diff", "dse", "weight", "n_bad_pareto_k",
-    "p_loo", "indistinguishable", "warning", "fit",
+    "n_refit", "p_loo", "indistinguishable", "warning", "fit",
 )  # fmt: skip
 
 
@@ -75,12 +85,6 @@ def _check_same_data(paths: Sequence[Path], trees: Sequence[xr.DataTree]) -> Non
             )
 
 
-def _loo(tree: xr.DataTree):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # counted and reported in the table
-        return azs.loo(tree, pointwise=True, var_name="y")
-
-
 def _names(paths: Sequence[Path], trees: Sequence[xr.DataTree]) -> list[str]:
     names = [f"{t.attrs.get('model', '?')}/{t.attrs.get('growth', '?')}" for t in trees]
     if len(set(names)) < len(names):
@@ -88,63 +92,85 @@ def _names(paths: Sequence[Path], trees: Sequence[xr.DataTree]) -> list[str]:
     return names
 
 
-def compare_fits(paths: Sequence[str | Path], kfold: bool = False) -> pd.DataFrame:
-    """PSIS-LOO comparison of fits of the same data, best first.
+def compare_fits(
+    paths: Sequence[str | Path],
+    kfold: bool = False,
+    *,
+    max_refits: int = DEFAULT_MAX_REFITS,
+    kfold_groups: int | None = None,
+    refit_settings: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Cross-validated comparison of fits of the same data, best first.
 
-    Columns: ``model``, ``growth``, ``elpd_loo``, ``se``, ``elpd_diff`` (``elpd - elpd_best``,
-    <= 0), ``dse`` (SE of the difference), ``weight`` (stacking), ``n_bad_pareto_k``
-    (observations with :math:`\\hat k > 0.7`), ``p_loo``, ``indistinguishable``
-    (:math:`|\\mathrm{elpd\\_diff}| < 2\\,\\mathrm{dse}`; on the best row: whether any other fit is
-    within that band), ``warning`` and ``fit`` (file).
+    Parameters
+    ----------
+    paths
+        Fit files (``cartfit fit``) of the same cohort.
+    kfold
+        Population fits only: k-fold cross-validation over subjects with refits instead of
+        PSIS-LOO (see :mod:`cartfit.analysis.kfold`).
+    max_refits
+        Per fit, at most this many points with :math:`\\hat k > 0.7` are refitted exactly
+        (worst first); 0 keeps PSIS everywhere.
+    kfold_groups
+        Number of subject groups for ``kfold`` (default: one per subject, at most 10).
+    refit_settings
+        :class:`~cartfit.inference.fit.FitSettings` fields that replace the fit's own settings
+        in refits (e.g. fewer draws).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model``, ``growth``, ``elpd_loo`` (``elpd_kfold`` with ``kfold``), ``se``,
+        ``elpd_diff`` (``elpd - elpd_best``, <= 0), ``dse`` (SE of the paired difference),
+        ``weight`` (stacking), ``n_bad_pareto_k`` (points still with :math:`\\hat k > 0.7`
+        after the refits), ``n_refit`` (refits made: points, or subject groups with
+        ``kfold``), ``p_loo``, ``indistinguishable`` (:math:`|\\mathrm{elpd\\_diff}| <
+        2\\,\\mathrm{dse}`; on the best row: whether any other fit is within that band),
+        ``warning`` and ``fit`` (file).
 
     Raises
     ------
     CartfitError
-        If a file is not a fit, if the fits were made on different data, or if ``kfold`` is
-        asked for (leave-one-subject-out refits are not implemented yet).
+        If a file is not a fit, the fits were made on different data, ``kfold`` is asked for a
+        subject fit, or a refit is needed and the fit's cohort folder is missing or changed.
     """
-    if kfold:
-        raise CartfitError(
-            "compare --kfold: leave-one-subject-out k-fold with refits is not implemented yet; "
-            "run without --kfold and read n_bad_pareto_k / warning"
-        )
     paths = [Path(p) for p in paths]
     if not paths:
         raise CartfitError("compare: give at least one fit file")
+    if max_refits < 0:
+        raise CartfitError(f"compare --max-refits {max_refits}: give 0 (no refits) or more")
     trees = [_load(p) for p in paths]
     _check_same_data(paths, trees)
     names = _names(paths, trees)
-    loos = {name: _loo(tree) for name, tree in zip(names, trees, strict=True)}
-    if len(loos) > 1:
-        table = azs.compare(loos, method="stacking", round_to="none")
+    if kfold:
+        check_refittable(paths, trees, kfold=True)
+        est = {
+            n: kfold_estimate(t, p, kfold_groups, refit_settings)
+            for n, p, t in zip(names, paths, trees, strict=True)
+        }
     else:
-        (name, elpd), = loos.items()  # fmt: skip
-        table = pd.DataFrame(
-            {"elpd": [elpd.elpd], "se": [elpd.se], "p": [elpd.p], "elpd_diff": [0.0],
-             "dse": [0.0], "weight": [1.0], "diag_diff": [""]}, index=[name],
-        )  # fmt: skip
+        psis = [psis_loo(t) for t in trees]
+        need = [i for i, (_, k) in enumerate(psis) if max_refits > 0 and len(bad_points(k))]
+        check_refittable([paths[i] for i in need], [trees[i] for i in need], kfold=False)
+        est = {
+            n: loo_with_refits(t, p, ps, max_refits, refit_settings)
+            for n, p, t, ps in zip(names, paths, trees, psis, strict=True)
+        }
+    table = compare_pointwise({n: e.pointwise for n, e in est.items()})
     rows = []
-    for name in table.index:
-        i = names.index(name)
-        row = table.loc[name]
-        k = np.asarray(loos[name].pareto_k.values)
-        n_bad = int(np.sum(k > BAD_PARETO_K))
-        notes = []
-        if n_bad:
-            notes.append(f"{n_bad} Pareto k > {BAD_PARETO_K}: PSIS-LOO unreliable for these points")
-        if str(row.get("diag_diff", "")).strip():
-            notes.append(str(row["diag_diff"]))
+    for name, row in table.iterrows():
+        i, e = names.index(str(name)), est[str(name)]
+        notes = list(e.notes)
+        if row["elpd_diff"] != 0.0 and e.pointwise.n < 100:
+            notes.append("N < 100")
+        elif row["elpd_diff"] != 0.0 and abs(row["elpd_diff"]) < 4:
+            notes.append("|elpd_diff| < 4")
         rows.append({
-            "model": trees[i].attrs.get("model", ""),
-            "growth": trees[i].attrs.get("growth", ""),
-            "elpd_loo": float(row["elpd"]),
-            "se": float(row["se"]),
-            "elpd_diff": float(row["elpd_diff"]),
-            "dse": float(row["dse"]),
-            "weight": float(row["weight"]),
-            "n_bad_pareto_k": n_bad,
-            "p_loo": float(row["p"]),
-            "warning": "; ".join(notes),
+            "model": trees[i].attrs.get("model", ""), "growth": trees[i].attrs.get("growth", ""),
+            "elpd_loo": row["elpd"], "se": row["se"], "elpd_diff": row["elpd_diff"],
+            "dse": row["dse"], "weight": row["weight"], "n_bad_pareto_k": e.n_bad,
+            "n_refit": e.n_refit, "p_loo": row["p"], "warning": "; ".join(notes),
             "fit": str(paths[i]),
         })  # fmt: skip
     out = pd.DataFrame(rows)
@@ -167,10 +193,9 @@ def subject_elpd(paths: Sequence[str | Path]) -> pd.DataFrame:
     _check_same_data(paths, trees)
     rows = []
     for path, tree in zip(paths, trees, strict=True):
-        loo = _loo(tree)
+        pointwise, k = psis_loo(tree)
         subj = np.asarray(tree["constant_data"]["obs_subject"].values).astype(str)
-        elpd_i = np.asarray(loo.elpd_i.values)
-        k = np.asarray(loo.pareto_k.values)
+        elpd_i = pointwise.elpd_i
         for s in sorted(set(subj)):
             sel = subj == s
             rows.append({
