@@ -70,6 +70,9 @@ CARRYING_CAPACITY = Parameter(
     symbol="K",
     unit="× reference tumour burden",
     description="tumour carrying capacity, in units of the cohort's reference burden",
-    median=10.0,
-    log_sd=1.5,
+    # the reference burden is the median of the subjects' largest measured burdens, so the
+    # capacity is a few times it: median 3, 95 % between 0.4 and 21. A vaguer prior (median 10,
+    # log-SD 1.5) let Gompertz fits of data/example put chains where the tumour ignores K.
+    median=3.0,
+    log_sd=1.0,
 )

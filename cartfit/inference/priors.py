@@ -20,12 +20,12 @@ B0_LOG_SD_UNKNOWN = 2.0
 #: minor states (antigen-negative tumour, memory, exhausted) start as small fractions
 MINOR_FRACTION = {"tumor": 1e-3, "car_t": 0.1}
 MINOR_LOG_SD = 2.0
-#: residual SD on the natural-log scale: LogNormal(ln 0.3, 0.6), 95 % between 0.09 and 1.0.
+#: residual SD on the natural-log scale: LogNormal(ln 0.3, 0.5), 95 % between 0.11 and 0.8.
 #: qPCR and flow assays have CVs of 20-50 % and imaging/blast counts 10-30 %; a residual SD
 #: above 1 (a factor e per measurement) means the model does not describe the data, and a prior
 #: that allows it gives the sampler a mode where the ODE is ignored.
 SIGMA_MEDIAN = 0.3
-SIGMA_LOG_SD = 0.6
+SIGMA_LOG_SD = 0.5
 #: Student-t degrees of freedom for the robust likelihood option
 STUDENT_T_NU = 5.0
 #: population hierarchy: HalfNormal scale of the SD of log subject effects, Normal SD of

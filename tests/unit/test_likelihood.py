@@ -158,8 +158,10 @@ def test_population_centres_car_t_kinetics_only_when_car_t_is_measured(tmp_path)
     model = get_model("predator_prey", "gompertz")
     data = prepare(_two_subject_cohort(tmp_path, ["tumor", "car_t"]), model)
     pm_model = build_model(model, data, population=True)
-    assert list(pm_model.coords["centred_parameter"]) == ["proliferation_rate", "death_rate"]
-    assert list(pm_model.coords["noncentred_parameter"]) == ["growth_rate", "kill_rate"]
+    assert list(pm_model.coords["centred_parameter"]) == [
+        "growth_rate", "proliferation_rate", "death_rate",
+    ]  # fmt: skip
+    assert list(pm_model.coords["noncentred_parameter"]) == ["kill_rate"]
     theta_fn = pm_model.compile_fn(
         pm_model.replace_rvs_by_values([pm_model["theta"]])[0],
         inputs=pm_model.value_vars,
@@ -168,15 +170,15 @@ def test_population_centres_car_t_kinetics_only_when_car_t_is_measured(tmp_path)
     point = pm_model.initial_point()
     point["mu"] = np.log([0.01, 2.0, 0.5, 3.0, 0.1])
     point["omega_free_log__"] = np.log([0.2, 0.3, 0.4, 0.5])  # growth, kill, prolif, death
-    point["eta"] = np.array([[1.0, -1.0], [0.5, 2.0]])
-    point["log_theta_centred"] = np.array([[1.2, -2.0], [0.9, -2.5]])
+    point["eta"] = np.array([[-1.0], [2.0]])
+    centred = np.array([[-4.0, 1.2, -2.0], [-5.0, 0.9, -2.5]])
+    point["log_theta_centred"] = centred
     theta = theta_fn(point)
-    np.testing.assert_allclose(np.log(theta[:, 0]), np.log(0.01) + 0.2 * np.array([1.0, 0.5]))
     np.testing.assert_allclose(np.log(theta[:, 1]), np.log(2.0))  # carrying capacity shared
     np.testing.assert_allclose(np.log(theta[:, 2]), np.log(0.5) + 0.3 * np.array([-1.0, 2.0]))
-    np.testing.assert_allclose(np.log(theta[:, 3:]), [[1.2, -2.0], [0.9, -2.5]])
+    np.testing.assert_allclose(np.log(theta[:, [0, 3, 4]]), centred)
     logp = pm_model.compile_logp(vars=[pm_model["log_theta_centred"]], sum=True)
-    expected = stats.norm.logpdf([[1.2, -2.0], [0.9, -2.5]], np.log([3.0, 0.1]), [0.4, 0.5])
+    expected = stats.norm.logpdf(centred, np.log([0.01, 3.0, 0.1]), [0.2, 0.4, 0.5])
     assert logp(point) == pytest.approx(expected.sum())
 
     tumour_only = prepare(_two_subject_cohort(tmp_path / "t", ["tumor"]), model)

@@ -1,3 +1,6 @@
+MAX_REFITS = int(config.get("compare", {}).get("max_refits", 0))
+
+
 rule compare:
     input:
         fits=over("results/{cohort}/fits/{model}_{growth}_{unit}.nc"),
@@ -13,10 +16,11 @@ rule compare:
         "results/{cohort}/logs/compare/{model}_{unit}.log",
     conda:
         CONDA_ENV
-    threads: 1
+    threads: lambda wildcards: 1 + (config["threads_per_fit"] - 1) * bool(MAX_REFITS)
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=lambda wildcards: 2000 + 2000 * bool(MAX_REFITS),
+        # each exact refit (Pareto k > 0.7) costs about one fit, for every growth law
+        runtime=lambda wildcards: 10 + 30 * MAX_REFITS * len(config["growth_laws"]),
     message:
         "Comparing growth laws of {wildcards.model} on {wildcards.cohort}: {wildcards.unit}"
     script:
