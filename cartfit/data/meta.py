@@ -82,6 +82,9 @@ def check_meta(path: Path, file: str, problems: list[Problem]) -> dict[str, Any]
         value = _scalar(value_node)
         if value is None:
             continue
+        if key == "priors":
+            meta[key] = _check_priors(value_node, file, problems)
+            continue
         if _KEYS[key].positive_number:
             if isinstance(value, str):  # YAML 1.1 reads 1e9 (no dot) as text
                 with contextlib.suppress(ValueError):
@@ -104,3 +107,41 @@ def check_meta(path: Path, file: str, problems: list[Problem]) -> dict[str, Any]
         else:
             problems.append(Problem(file, line, key, "is not text", _KEYS[key].meaning))
     return meta
+
+
+def _check_priors(node: yaml.Node, file: str, problems: list[Problem]) -> dict[str, dict]:
+    """``priors: {parameter: {median: x, log_sd: y}}`` with positive numbers, at their lines.
+
+    Parameter names are checked against the model when a fit is built (they depend on it)."""
+    expected = "parameter: {median: number > 0, log_sd: number > 0}"
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(
+            Problem(file, node.start_mark.line + 1, "priors", "is not a mapping", expected)
+        )
+        return {}
+    out: dict[str, dict] = {}
+    for name_node, spec_node in node.value:
+        name, line = str(name_node.value), name_node.start_mark.line + 1
+        spec = _scalar(spec_node)
+        if not isinstance(spec, dict) or set(spec) - {"median", "log_sd"} or not spec:
+            problems.append(
+                Problem(file, line, f"priors.{name}", f"{spec!r} is not valid", expected)
+            )
+            continue
+        good = {}
+        for field, value in spec.items():
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or value <= 0:
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        f"priors.{name}.{field}",
+                        f"{value!r} is not a positive number",
+                        expected,
+                    )
+                )
+            else:
+                good[field] = float(value)
+        out[name] = good
+    return out

@@ -106,4 +106,14 @@ META_KEYS: tuple[MetaKey, ...] = (
         "tumour level (tumor unit) above which a return of the tumour counts as relapse",
     ),
 )
+META_KEYS += (
+    MetaKey(
+        "priors",
+        None,
+        False,
+        "prior overrides for this cohort, per model parameter: "
+        "{name: {median: number > 0, log_sd: number > 0}} (e.g. in-vitro growth rates)",
+    ),
+)
+
 META_DEFAULTS: dict[str, Any] = {k.name: k.default for k in META_KEYS}

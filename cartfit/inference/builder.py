@@ -98,8 +98,9 @@ def covariate_parameters(model: ODEModel) -> tuple[str, ...]:
 
 
 def _subject_log_params(model: ODEModel, data: FitData, population: bool):
-    log_m = np.log([p.median for p in model.parameters])
-    tau = np.array([p.log_sd for p in model.parameters])
+    priors = P.parameter_priors(model, data)
+    log_m = np.log([priors[n]["median"] for n in model.parameter_names])
+    tau = np.array([priors[n]["log_sd"] for n in model.parameter_names])
     if not population:
         z = pm.Normal("z", 0.0, 1.0, dims=("subject", "parameter"))
         return log_m + tau * z

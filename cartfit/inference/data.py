@@ -36,6 +36,8 @@ class FitData:
     log_dose_rel: np.ndarray  # (n_sub,) ln(dose / median dose)
     covariates: pd.DataFrame  # indexed by subject: costim, lymphodepletion ...
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: cohort.yaml ``priors``: {parameter: {median, log_sd}} replacing the model's defaults
+    prior_overrides: dict = field(default_factory=dict)
 
     @property
     def n_subjects(self) -> int:
@@ -135,4 +137,5 @@ def prepare(cohort, model: ODEModel, subject_ids: list[str] | None = None) -> Fi
         log_dose_rel=np.log(dose / np.median(cohort.subjects["dose"].to_numpy(dtype=float))),
         covariates=covs,
         dropped=dropped,
+        prior_overrides=dict(cohort.meta.get("priors") or {}),
     )

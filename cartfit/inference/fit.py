@@ -96,7 +96,7 @@ def sample_model(
         population if settings.low_rank_mass_matrix is None else settings.low_rank_mass_matrix
     )
     if low_rank:
-        kwargs["low_rank_modified_mass_matrix"] = True
+        kwargs["adaptation"] = "low_rank"
     with pm_model:
         return pm.sample(
             draws=settings.draws,
@@ -205,10 +205,7 @@ def assemble(
         "sample_stats": idata["sample_stats"].to_dataset(),
     }
     tree = xr.DataTree.from_dict(groups)
-    priors = {
-        p.name: {"symbol": p.symbol, "unit": p.unit, "median": p.median, "log_sd": p.log_sd}
-        for p in model.parameters
-    }
+    priors = P.parameter_priors(model, data)
     from cartfit.versions import software_versions
 
     tree.attrs.update(

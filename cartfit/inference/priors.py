@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cartfit.errors import CartfitError
 from cartfit.inference.data import FitData
 from cartfit.models.base import ODEModel
 
@@ -67,3 +68,27 @@ def initial_state_prior(model: ODEModel, data: FitData) -> tuple[np.ndarray, np.
             else:
                 mean[:, i] = anchor + np.log(MINOR_FRACTION[kind])
     return mean, sd
+
+
+def parameter_priors(model: ODEModel, data: FitData) -> dict[str, dict]:
+    r"""Prior of each model parameter, ``{name: {symbol, unit, median, log_sd}}``:
+    :math:`\ln\theta \sim \mathcal N(\ln m, \tau)` with the model's defaults, replaced by the
+    cohort's ``priors`` in cohort.yaml where it names the parameter.
+
+    Raises
+    ------
+    CartfitError
+        If cohort.yaml names a parameter the model does not have.
+    """
+    unknown = sorted(set(data.prior_overrides) - set(model.parameter_names))
+    if unknown:
+        raise CartfitError(
+            f"cohort.yaml: priors: {', '.join(unknown)} is not a parameter of {model.name} "
+            f"({model.growth}); expected among {', '.join(model.parameter_names)}"
+        )
+    out = {}
+    for p in model.parameters:
+        spec = {"symbol": p.symbol, "unit": p.unit, "median": p.median, "log_sd": p.log_sd}
+        spec.update(data.prior_overrides.get(p.name, {}))
+        out[p.name] = spec
+    return out

@@ -306,7 +306,7 @@ CASES = {
         dict(meta="- a\n- b\n"),
         [
             "cohort.yaml:1:: is not a mapping (key: value lines, keys among name, description, "
-            "source, license, notes, car_t_cells_per_unit, tumor_cells_per_unit, relapse_threshold)"
+            "source, license, notes, car_t_cells_per_unit, tumor_cells_per_unit, relapse_threshold, priors)"
         ],
     ),
     "yaml unknown key and bad factor": (
@@ -320,7 +320,7 @@ CASES = {
             "per unit of the car_t measurement, used only to report in cells)",
             "cohort.yaml:3:relapse_treshold: unknown key (one of name, description, source,"
             " license, "
-            "notes, car_t_cells_per_unit, tumor_cells_per_unit, relapse_threshold; "
+            "notes, car_t_cells_per_unit, tumor_cells_per_unit, relapse_threshold, priors; "
             "did you mean 'relapse_threshold'?)",
             "cohort.yaml:4:tumor_cells_per_unit: 'many' is not a positive number (a number >"
             " 0: tumour "

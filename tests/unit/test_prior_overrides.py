@@ -1,0 +1,68 @@
+"""Cohort-level prior overrides (``priors:`` in cohort.yaml): validated at their line, used by
+the builder and recorded in the fit attributes."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cartfit.data import load_cohort
+from cartfit.errors import CartfitError, ValidationError
+from cartfit.inference import build_model, prepare
+from cartfit.inference.priors import parameter_priors
+from cartfit.io import write_cohort
+from cartfit.models import get_model
+
+
+def _cohort(tmp_path, yaml_text: str):
+    obs = pd.DataFrame({
+        "subject": ["W1"] * 3, "time": [0.5, 1.0, 2.0], "analyte": ["tumor"] * 3,
+        "value": [1.0, 1.5, 0.5], "unit": ["cell index"] * 3, "lloq": [0.1] * 3, "blq": [0] * 3,
+    })  # fmt: skip
+    subjects = pd.DataFrame({"subject": ["W1"], "dose": [2500.0]})
+    write_cohort(tmp_path / "c", obs, subjects)
+    (tmp_path / "c" / "cohort.yaml").write_text(yaml_text)
+    return tmp_path / "c"
+
+
+def test_override_replaces_the_model_default_in_the_log_density(tmp_path):
+    """ln r ~ N(ln 1.0, 1.5) instead of N(ln 0.03, 1.0): the non-centred z = 0 gives r = 1.0."""
+    path = _cohort(tmp_path, "priors:\n  growth_rate: {median: 1.0, log_sd: 1.5}\n")
+    model = get_model("predator_prey", "logistic")
+    data = prepare(load_cohort(path), model)
+    priors = parameter_priors(model, data)
+    assert priors["growth_rate"]["median"] == 1.0 and priors["growth_rate"]["log_sd"] == 1.5
+    assert priors["kill_rate"]["median"] == model.parameters[2].median  # untouched
+    pm_model = build_model(model, data)
+    theta_fn = pm_model.compile_fn(
+        pm_model.replace_rvs_by_values([pm_model["theta"]])[0],
+        inputs=pm_model.value_vars,
+        on_unused_input="ignore",
+    )
+    point = pm_model.initial_point()
+    point["z"] = np.zeros_like(point["z"])
+    point["z"][0, 0] = 1.0
+    assert theta_fn(point)[0, 0] == pytest.approx(1.0 * np.exp(1.5))
+
+
+def test_unknown_parameter_is_refused_when_the_fit_is_built(tmp_path):
+    path = _cohort(tmp_path, "priors:\n  growth_rat: {median: 1.0}\n")
+    model = get_model("predator_prey", "logistic")
+    with pytest.raises(CartfitError, match="growth_rat is not a parameter of predator_prey"):
+        build_model(model, prepare(load_cohort(path), model))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ("priors: 3\n", 1, "priors"),
+        ("name: x\npriors:\n  growth_rate: {median: -1.0}\n", 3, "priors.growth_rate.median"),
+        ("priors:\n  growth_rate: {median: 1.0, sd: 2}\n", 2, "priors.growth_rate"),
+    ],
+)
+def test_bad_priors_are_located(tmp_path, text, line, column):
+    with pytest.raises(ValidationError) as err:
+        load_cohort(_cohort(tmp_path, text))
+    problems = err.value.problems
+    assert any(
+        p.file.endswith("cohort.yaml") and p.row == line and p.column == column for p in problems
+    )
