@@ -51,13 +51,25 @@ class Estimate:
 
 
 def psis_loo(tree: xr.DataTree) -> tuple[Pointwise, np.ndarray]:
-    """PSIS-LOO pointwise values (with the full-data lppd) and Pareto k of a fit."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # counted and reported in the table
-        loo = azs.loo(tree, pointwise=True, var_name="y")
+    r"""PSIS-LOO pointwise values (with the full-data lppd) and Pareto k of a fit.
+
+    An observation whose log-likelihood is the same in every draw (a censored reading the
+    model predicts far below its LLOQ: :math:`\log\Phi \approx 0`) has uniform importance
+    weights, so its leave-one-out value is exactly that constant and its :math:`\hat k` is 0;
+    PSIS runs on the others (it cannot fit a tail to constant values)."""
     loglik = tree["log_likelihood"]["y"].stack(sample=("chain", "draw")).transpose("sample", ...)
-    elpd_i = np.asarray(loo.elpd_i.values, dtype=float)
-    return Pointwise(elpd_i, lppd_pointwise(loglik.values)), np.asarray(loo.pareto_k.values)
+    values = np.asarray(loglik.values, dtype=float)
+    const = np.ptp(values, axis=0) <= 1e-12 * (1.0 + np.abs(values).max(axis=0))
+    elpd_i, pareto_k = values[0].copy(), np.zeros(values.shape[1])
+    varying = np.flatnonzero(~const)
+    if varying.size:
+        sub = tree.isel(obs=varying) if const.any() else tree
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # counted and reported in the table
+            loo = azs.loo(sub, pointwise=True, var_name="y")
+        elpd_i[varying] = np.asarray(loo.elpd_i.values, dtype=float)
+        pareto_k[varying] = np.asarray(loo.pareto_k.values, dtype=float)
+    return Pointwise(elpd_i, lppd_pointwise(values)), pareto_k
 
 
 def bad_points(pareto_k: np.ndarray) -> np.ndarray:

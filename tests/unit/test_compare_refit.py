@@ -283,3 +283,25 @@ def test_kfold_over_subjects_of_a_population_fit(tmp_path, example_copy, monkeyp
     assert np.isfinite(row["elpd_loo"]) and row["se"] > 0
     # a new subject is predicted less well than the fitted one: p_kfold > 0
     assert row["p_loo"] > 0
+
+
+def test_constant_pointwise_likelihood_is_exact_not_an_error(tmp_path):
+    """A censored reading predicted far below its LLOQ has the same log-likelihood (log Φ = 0)
+    in every draw: its LOO value is that constant with k = 0, and the other points keep the
+    PSIS values they have without it."""
+    from cartfit.analysis.crossval import psis_loo
+
+    _, tree = synthetic_fit(tmp_path / "a.nc", bad=())
+    ll = tree["log_likelihood"]["y"].values.copy()
+    ll[..., 5] = 0.0
+    ll[..., 6] = -1.25
+    groups = {name: node.to_dataset() for name, node in tree.children.items()}
+    groups["log_likelihood"] = xr.Dataset({"y": (("chain", "draw", "obs"), ll)})
+    tree = xr.DataTree.from_dict(groups)
+    pointwise, k = psis_loo(tree)
+    assert pointwise.elpd_i[5] == 0.0 and pointwise.elpd_i[6] == -1.25
+    assert k[5] == 0.0 and k[6] == 0.0
+    keep = [i for i in range(ll.shape[-1]) if i not in (5, 6)]
+    reference, k_ref = psis_loo(tree.isel(obs=keep))
+    np.testing.assert_allclose(pointwise.elpd_i[keep], reference.elpd_i, rtol=1e-12)
+    np.testing.assert_allclose(k[keep], k_ref, rtol=1e-12)
