@@ -26,6 +26,7 @@ include: "workflow/rules/exposure.smk"
 include: "workflow/rules/relapse.smk"
 include: "workflow/rules/trial.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/published.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/validation.smk"
 

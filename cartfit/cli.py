@@ -156,6 +156,25 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_costim(args: argparse.Namespace) -> int:
+    from cartfit.analysis import costim_contrast, homeostatic_share, rechallenge
+    from cartfit.io import write_table
+
+    table = costim_contrast(args.fit, horizon=args.horizon)  # refuses unsuitable fits first
+    tables = {
+        args.out: table,
+        args.out.with_name(args.out.stem + "_homeostatic.csv"): homeostatic_share(args.fit),
+        args.out.with_name(args.out.stem + "_rechallenge.csv"): rechallenge(
+            args.fit, day=args.rechallenge_day, dose_of_antigen=args.antigen
+        ),
+    }
+    for path, df in tables.items():
+        write_table(df, path)
+        print(f"wrote {path} ({len(df)} rows)")
+    print(table.to_string(index=False))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from cartfit.report import build_report
 
@@ -260,6 +279,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subjects", type=int, default=200)
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=_cmd_trial)
+
+    p = sub.add_parser(
+        "costim",
+        help="multifate population fits: CD28 vs 4-1BB contrasts, homeostatic share of early "
+        "expansion, re-expansion on antigen rechallenge",
+    )
+    p.add_argument("fit", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--horizon", type=float, default=90.0, help="day of the memory fraction")
+    p.add_argument("--rechallenge-day", type=float, default=180.0)
+    p.add_argument(
+        "--antigen",
+        type=float,
+        default=None,
+        help="tumour bolus at the rechallenge, tumour units (default: the cohort's relapse "
+        "threshold, else the median tumour burden at infusion)",
+    )
+    p.set_defaults(func=_cmd_costim)
 
     p = sub.add_parser("report", help="figures and an HTML summary of a results folder")
     p.add_argument("results_dir", type=Path)

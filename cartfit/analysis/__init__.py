@@ -1,6 +1,7 @@
 """Analyses of fitted models: exposure metrics, relapse probabilities, model comparison."""
 
 from cartfit.analysis.compare import compare_fits, subject_elpd
+from cartfit.analysis.costim import costim_contrast, homeostatic_share
 from cartfit.analysis.exposure import exposure_table
 from cartfit.analysis.loglinear import log_linearity_diagnostic
 from cartfit.analysis.metrics import (
@@ -15,6 +16,8 @@ from cartfit.analysis.metrics import (
     tmax,
     tumor_nadir_log10_reduction,
 )
+from cartfit.analysis.published import published_comparison_table
+from cartfit.analysis.rechallenge import rechallenge
 from cartfit.analysis.relapse import (
     branching_rates,
     branching_relapse,
@@ -47,6 +50,12 @@ __all__ = [
     "relapse_grid",
     "relapse_probabilities",
     "relapse_table",
+    # published fits
+    "published_comparison_table",
+    # co-stimulation, homeostatic expansion and rechallenge (multifate)
+    "costim_contrast",
+    "homeostatic_share",
+    "rechallenge",
     # virtual trials
     "virtual_trial",
 ]

@@ -34,7 +34,8 @@ def published_comparison(df: pd.DataFrame, max_cols: int = 3) -> Figure:
     -------
     matplotlib.figure.Figure
         One panel per parameter, sources side by side within each row (colour and marker);
-        log x where all values are positive and span more than a decade.
+        log x where the estimates are positive and span more than a decade (a lower bound
+        <= 0 then reaches the left edge).
     """
     from matplotlib.lines import Line2D
 
@@ -54,10 +55,16 @@ def published_comparison(df: pd.DataFrame, max_cols: int = 3) -> Figure:
     for k, parameter in enumerate(parameters):
         ax = axes.ravel()[k]
         rows = data[data["parameter"] == parameter]
+        values = rows[["estimate", "lower", "upper"]].to_numpy(float)
+        # rates are positive: a log axis when the estimates span decades; a lower bound <= 0
+        # (estimate - 1.96 SE of a value near 0) is drawn to the left edge
+        log = style.spans_decades(values[:, 0]) and style.spans_decades(values[values > 0])
+        floor = np.nanmin(values[values > 0]) / 2 if log else -np.inf
         for s, source in enumerate(sources):
             r = rows[rows["source"].astype(str) == source]
             y = np.array([len(groups) - 1 - groups.index(g) for g in r["group"]]) + offsets[s]
             est, lo, hi = (r[c].to_numpy(float) for c in ("estimate", "lower", "upper"))
+            lo = np.where(lo > floor, lo, floor)
             err = np.nan_to_num(np.vstack([np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)]))
             ax.errorbar(
                 est,
@@ -69,7 +76,8 @@ def published_comparison(df: pd.DataFrame, max_cols: int = 3) -> Figure:
                 color=style.CATEGORICAL[s % 7],
                 lw=1.2,
             )
-        style.log_if_spanning(ax, rows[["estimate", "lower", "upper"]].to_numpy(float).ravel())
+        if log:
+            style.log_axis(ax, np.append(values[values > 0], floor))
         ax.set_yticks(np.arange(len(groups))[::-1], groups if groups != [""] else [""])
         ax.set_ylim(-0.6, len(groups) - 0.4)
         unit = ""

@@ -33,6 +33,7 @@ SECTIONS = {
     "exposure": "Exposure metrics",
     "relapse": "Relapse probabilities",
     "trial": "Virtual trials",
+    "published": "Our fits against the published ones",
     "diagnostics": "Sampler diagnostics",
 }
 
@@ -60,6 +61,7 @@ class Results:
     relapse: list[Path]
     trials: list[Path]
     validation: Path | None
+    published: list[Path] = field(default_factory=list)
 
     @classmethod
     def scan(cls, root: str | os.PathLike[str],
@@ -75,7 +77,8 @@ class Results:
         validation = base / "validation.txt"
         return cls(base, listing("fits", ".nc"), listing("compare", ".csv"),
                    listing("exposure", ".csv"), listing("relapse", ".csv"),
-                   listing("trials", ".csv"), validation if validation.is_file() else None)
+                   listing("trials", ".csv"), validation if validation.is_file() else None,
+                   listing("published", ".csv"))
 
 
 def _grouped(paths: Sequence[Path]) -> dict[tuple[str, str], list[Path]]:
@@ -102,6 +105,24 @@ def settings_text(attrs: dict[str, str]) -> str:
 
 def _who(unit: str) -> str:
     return "all subjects (population fit)" if unit == POPULATION else f"subject {esc(unit)}"
+
+
+def published_caption(table: Path, settings: str = "") -> str:
+    """Caption of the comparison with published fits, with its agreement counts."""
+    import pandas as pd
+
+    df = pd.read_csv(table)
+    ours = df[df["source"].str.startswith("cartfit")]
+    agree = ours["agree"].astype(str).str.lower().eq("true")
+    n_wells = ours.loc[~agree, "subject"].nunique()
+    return ("Per-well posterior median and 5–95 % interval of the predator–prey model with "
+            "logistic growth, converted to the published model's parameters and units, next to "
+            "the published least-squares estimate ± 1.96 SE of the well pair (fitted to the "
+            f"pair's mean){settings}. {int(agree.sum())} of {len(ours)} well × parameter "
+            f"intervals overlap the published one; {n_wells} well(s) have at least "
+            "one that does not. Notes in the table flag fits that failed their convergence "
+            "checks and published values without a standard error; the cohort's README "
+            "explains each disagreement.")
 
 
 def items(results: Results, attrs: dict[Path, dict[str, str]]) -> list[Item]:
@@ -165,6 +186,12 @@ def items(results: Results, attrs: dict[Path, dict[str, str]]) -> list[Item]:
             }[kind]
             out.append(Item(kind, f"{model} / {growth}", group,
                             fig / f"{kind}_{model}_{growth}.png", caption, group))
+    fits = [a for s, a in by_stem.items() if s.startswith("predator_prey_logistic_")]
+    settings = f"; fits: {settings_text(fits[0])}" if fits else ""
+    for path in results.published:
+        out.append(Item("published", "predator_prey / logistic, per well", [path],
+                        fig / f"published_{path.stem}.png", published_caption(path, settings),
+                        [path]))
     for path in results.fits:
         m = FIT_STEM.match(path.stem)
         if m:

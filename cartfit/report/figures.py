@@ -3,7 +3,8 @@
 A results folder (``results/<cohort>``) holds, per fitted unit (a subject id or ``population``),
 ``fits/<model>_<growth>_<unit>.nc``, ``exposure/…csv`` and ``relapse/…csv``; per model and unit
 ``compare/<model>_<unit>.csv``; per population fit and scenario
-``trials/<model>_<growth>_<scenario>.csv``. Each figure kind below is drawn from some of these
+``trials/<model>_<growth>_<scenario>.csv``; a cohort compared with published fits
+``published/comparison.csv``. Each figure kind below is drawn from some of these
 files into ``figures/<kind>_<stem>.png`` — the same names in the workflow's rules
 (``workflow/rules/figures.smk``) and in :func:`cartfit.report.build_report`.
 """
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 #: figure kinds, in the order the report shows them
-FIGURE_KINDS = ("compare", "bands", "vpc", "exposure", "relapse", "trial", "diagnostics")
+FIGURE_KINDS = ("compare", "bands", "vpc", "exposure", "relapse", "trial", "published",
+                "diagnostics")
 #: truth.csv columns of a simulated cohort that are exposure metrics
 _TRUTH_ID = "subject"
 
@@ -100,6 +102,12 @@ def _trial(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) 
     return trial_summary(_tables(inputs, "trial"))
 
 
+def _published(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) -> Figure:
+    from cartfit.plotting import published_comparison
+
+    return published_comparison(_tables(inputs, "published"))
+
+
 _DRAW: dict[str, Callable[..., Figure]] = {
     "bands": _fit_figure("posterior_predictive_bands"),
     "diagnostics": _fit_figure("diagnostics_figure"),
@@ -108,6 +116,7 @@ _DRAW: dict[str, Callable[..., Figure]] = {
     "exposure": _exposure,
     "relapse": _relapse,
     "trial": _trial,
+    "published": _published,
 }
 
 
@@ -115,10 +124,10 @@ def draw_figure(kind: str, inputs: Sequence[str | os.PathLike[str]],
                 cohort_dir: str | os.PathLike[str] | None = None) -> Figure:
     """Draw the figure ``kind`` (one of :data:`FIGURE_KINDS`) from its input files.
 
-    ``bands``, ``diagnostics`` and ``vpc`` take one fit file; ``compare`` one comparison
-    table; ``exposure``, ``relapse`` and ``trial`` the tables of every unit (or scenario) of one
-    model and growth law, drawn together. ``cohort_dir`` lets ``exposure`` overlay the true
-    values of a simulated cohort (its ``truth.csv``).
+    ``bands``, ``diagnostics`` and ``vpc`` take one fit file; ``compare`` and ``published`` one
+    comparison table; ``exposure``, ``relapse`` and ``trial`` the tables of every unit (or
+    scenario) of one model and growth law, drawn together. ``cohort_dir`` lets ``exposure``
+    overlay the true values of a simulated cohort (its ``truth.csv``).
     """
     if kind not in _DRAW:
         expected = ", ".join(FIGURE_KINDS)

@@ -34,6 +34,7 @@ from cartfit.errors import CartfitError
 from cartfit.io import atomic_path, write_cohort
 from cartfit.models import get_model
 from cartfit.simulate.design import CohortDesign
+from cartfit.simulate.population import PopulationSpec
 from cartfit.simulate.readme import cohort_readme
 from cartfit.simulate.subject import simulate_subject
 from cartfit.simulate.typical_values import population_for
@@ -42,9 +43,18 @@ FLOAT_FORMAT = "%.10g"
 
 
 def simulate_tables(
-    model: str, growth: str, n_subjects: int, seed: int, design: CohortDesign | None = None
+    model: str,
+    growth: str,
+    n_subjects: int,
+    seed: int,
+    design: CohortDesign | None = None,
+    population: PopulationSpec | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Observations, subjects and truth tables of a virtual cohort (nothing is written).
+
+    ``population`` replaces the registry's spec (:func:`population_for`), e.g. with
+    ``dataclasses.replace(spec, costim_effect={})`` for a cohort without a co-stimulation
+    difference; its parameter names must be the model's.
 
     Raises
     ------
@@ -58,9 +68,12 @@ def simulate_tables(
         raise CartfitError(f"--seed {seed}: expected a seed >= 0")
     try:
         ode = get_model(model, growth)
-        spec = population_for(ode)
+        spec = population_for(ode) if population is None else population
     except ValueError as err:
         raise CartfitError(f"cartfit simulate: {err}") from None
+    if set(spec.typical) != set(ode.parameter_names):
+        raise CartfitError(f"cartfit simulate: the population's parameters differ from those "
+                           f"of {model} with {growth}")  # fmt: skip
     design = design or CohortDesign()
     width = max(2, len(str(n_subjects)))
     children = np.random.SeedSequence(seed).spawn(n_subjects)

@@ -36,6 +36,21 @@ SETTLE_HOURS = (
 EVERY = 10  # keep every 10th 15-minute reading: one per 2.5 h, at most 57 per well
 LLOQ = 0.1  # cell index; see README.md
 UNIT = "cell index"
+CYTOMETRY = "cytometry_results.xlsx"  # end-point flow cytometry, one row per well
+# cytometry's name of each cell line (column PBT)
+CYTOMETRY_LINE = {"PBT030": "PBT030", "PBT128": "PBT128+", "PBT138 high antigen": "PBT138 high"}
+CAR_T_LLOQ = 50.0  # cells; above every untreated well's count (0-38), see README.md
+CAR_T_UNIT = "cells"
+# Priors for the in-vitro kinetics, written into cohort.yaml with this comment above them.
+PRIORS = {
+    "growth_rate": {"median": 1.0, "log_sd": 1.5},
+    "death_rate": {"median": 0.05, "log_sd": 1.5},
+}
+PRIORS_COMMENT = """\
+# In-vitro kinetics are faster than the clinical defaults the model priors are written for:
+# the cell lines double in about a day (the authors' rho ~ 0.05-0.3 per hour) and CAR T cells
+# die slowly over a six-day assay.
+"""
 
 
 def read_plate(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -54,6 +69,35 @@ def read_plate(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
                 for col, value in enumerate(values, start=1):
                     wells.setdefault(f"{letter}{col}", []).append(float(value))
     return np.array(hours), {w: np.array(v) for w, v in wells.items()}
+
+
+def read_cytometry(path: Path) -> dict[tuple[str, str], dict]:
+    """End-point flow cytometry per (export file without ``.xlsx``, well): the row's fields."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    header, *rows = book[book.sheetnames[0]].iter_rows(values_only=True)
+    records = [dict(zip(header, row, strict=True)) for row in rows if row[0] is not None]
+    return {(str(r["Paired Xcelligence Filename"]), str(r["Well ID"])): r for r in records}
+
+
+def car_t_row(subject: str, day: float, record: dict, line: str, dose: float) -> pd.DataFrame:
+    """The end-point CAR T count of a well as one ``car_t`` observation at ``day``."""
+    if record["PBT"] != CYTOMETRY_LINE[line] or float(record["Plated Effector"]) != dose:
+        raise ValueError(f"{subject}: cytometry row {record} does not match {line}, dose {dose}")
+    count = float(record["Residual Effector Count"])
+    blq = count < CAR_T_LLOQ
+    return pd.DataFrame(
+        {
+            "subject": [subject],
+            "time": [round(day, 5)],
+            "analyte": ["car_t"],
+            "value": [np.nan if blq else count],
+            "unit": [CAR_T_UNIT],
+            "lloq": [CAR_T_LLOQ],
+            "blq": [int(blq)],
+        }
+    )
 
 
 def addition_index(hours: np.ndarray) -> int:
@@ -86,6 +130,8 @@ def convert(source: Path, out: Path) -> None:
     raw = source / "raw_xcelligence_exports"
     raw = raw if raw.is_dir() else source
     plates = {code: read_plate(raw / name) for name, code in PLATES.items()}
+    cytometry = read_cytometry(source / CYTOMETRY)
+    exports = {code: name.removesuffix(".xlsx") for name, code in PLATES.items()}
     treated, controls, subjects = [], [], []
     for plate, code, line, rows in LINES:
         hours, wells = plates[plate]
@@ -97,7 +143,10 @@ def convert(source: Path, out: Path) -> None:
                 if dose == 0:
                     controls.append(table.assign(cell_line=line, plate=plate, well=well))
                     continue
-                treated.append(table)
+                # flow cytometry was done at the end of the assay: the plate's last reading
+                end_day = (hours[-1] - hours[addition_index(hours)]) / 24.0
+                record = cytometry[(exports[plate], well)]
+                treated += [table, car_t_row(subject, end_day, record, line, float(dose))]
                 subjects.append(
                     {
                         "subject": subject,
@@ -119,9 +168,12 @@ def convert(source: Path, out: Path) -> None:
         "(xCELLigence cell index, one subject per well, no dexamethasone).",
         "source": "Brummer et al., CARRGODEX, github.com/alexbbrummer/CARRGODEX commit a21bace",
         "license": "MIT, Copyright (c) 2021 Alex Brummer",
+        "car_t_cells_per_unit": 1.0,
         "tumor_cells_per_unit": 1.0e4,
         "relapse_threshold": LLOQ,
-        "notes": "time 0 = first reading after the CAR T cells were added; see README.md",
+        "notes": "time 0 = first reading after the CAR T cells were added; car_t = end-point "
+        "flow-cytometry count (cells) at the last reading; see README.md",
+        "priors": PRIORS,
     }
     # The cohort files live next to this script and README.md, so the cohort is validated in a
     # staging folder and its files are then copied in one by one (each atomically).
@@ -132,6 +184,9 @@ def convert(source: Path, out: Path) -> None:
             pd.DataFrame(subjects),
             meta,
         )
+        meta_file = staged / "cohort.yaml"
+        text = meta_file.read_text(encoding="utf-8")
+        meta_file.write_text(text.replace("\npriors:", "\n" + PRIORS_COMMENT + "priors:"), "utf-8")
         for name in ("observations.csv", "subjects.csv", "cohort.yaml"):
             copy_file(staged / name, out / name)
     write_table(pd.concat(controls, ignore_index=True), out / "control_wells.csv")

@@ -306,7 +306,8 @@ CASES = {
         dict(meta="- a\n- b\n"),
         [
             "cohort.yaml:1:: is not a mapping (key: value lines, keys among name, description, "
-            "source, license, notes, car_t_cells_per_unit, tumor_cells_per_unit, relapse_threshold, priors)"
+            "source, license, notes, car_t_cells_per_unit, tumor_cells_per_unit, "
+            "relapse_threshold, priors)"
         ],
     ),
     "yaml unknown key and bad factor": (

@@ -56,3 +56,14 @@ def cohort_files(wildcards):
     names = ("observations.csv", "subjects.csv", "cohort.yaml")
     files = [f"data/{wildcards.cohort}/{name}" for name in names]
     return [f for f in files if os.path.isfile(f)]
+
+
+def published_outputs(wildcards):
+    """The published comparison of a cohort, when its folder holds the authors' estimates."""
+    source = f"data/{wildcards.cohort}/published_fit_parameters.csv"
+    if not os.path.isfile(source) or plan(wildcards.cohort)["population"]:
+        return []
+    return [
+        f"results/{wildcards.cohort}/published/comparison.csv",
+        f"results/{wildcards.cohort}/figures/published_comparison.png",
+    ]

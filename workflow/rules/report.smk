@@ -55,6 +55,7 @@ rule report:
             "results/{cohort}/relapse/{model}_{growth}_{unit}.csv",
             "results/{cohort}/trials/{model}_{growth}_{scenario}.csv",
         ),
+        published=published_outputs,
     output:
         html="results/{cohort}/report.html",
     log:
