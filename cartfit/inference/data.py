@@ -38,6 +38,7 @@ class FitData:
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: cohort.yaml ``priors``: {parameter: {median, log_sd}} replacing the model's defaults
     prior_overrides: dict = field(default_factory=dict)
+    dose: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_sub,) as in subjects.csv
 
     @property
     def n_subjects(self) -> int:
@@ -135,6 +136,7 @@ def prepare(cohort, model: ODEModel, subject_ids: list[str] | None = None) -> Fi
         obs=obs,
         baseline_log_tumor=np.log(baseline / tumor_scale),
         log_dose_rel=np.log(dose / np.median(cohort.subjects["dose"].to_numpy(dtype=float))),
+        dose=dose,
         covariates=covs,
         dropped=dropped,
         prior_overrides=dict(cohort.meta.get("priors") or {}),

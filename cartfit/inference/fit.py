@@ -119,6 +119,16 @@ def _natural(log_scaled: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.exp(log_scaled) * scale
 
 
+def _initial_car_t_text(data: FitData) -> str:
+    per_dose = data.prior_overrides.get(P.INITIAL_CAR_T)
+    if per_dose is not None:
+        return (
+            f"Normal(ln({per_dose.get('median', 1.0)} dose / car_t scale), "
+            f"{per_dose.get('log_sd', P.C0_LOG_SD)}) (cohort.yaml)"
+        )
+    return f"Normal(ln({P.C0_RELATIVE} dose / median dose), {P.C0_LOG_SD})"
+
+
 def assemble(
     idata,
     pm_model: pm.Model,
@@ -226,8 +236,7 @@ def assemble(
                     "sigma": f"LogNormal(ln {P.SIGMA_MEDIAN}, {P.SIGMA_LOG_SD}) per analyte",
                     "initial_tumor": f"Normal(ln baseline, {P.B0_LOG_SD_KNOWN}) if a baseline "
                     f"is known, else Normal(0, {P.B0_LOG_SD_UNKNOWN}) (scaled units)",
-                    "initial_car_t": f"Normal(ln({P.C0_RELATIVE} dose / median dose), "
-                    f"{P.C0_LOG_SD})",
+                    "initial_car_t": _initial_car_t_text(data),
                     "minor_states": f"fractions {P.MINOR_FRACTION} of the main state, "
                     f"log-SD {P.MINOR_LOG_SD}",
                     "omega": f"HalfNormal({P.OMEGA_SCALE}) (population fits)",

@@ -27,6 +27,8 @@ MINOR_LOG_SD = 2.0
 #: that allows it gives the sampler a mode where the ODE is ignored.
 SIGMA_MEDIAN = 0.3
 SIGMA_LOG_SD = 0.5
+#: cohort.yaml ``priors`` key of the initial CAR T level per unit dose (not a model parameter)
+INITIAL_CAR_T = "initial_car_t"
 #: Student-t degrees of freedom for the robust likelihood option
 STUDENT_T_NU = 5.0
 #: population hierarchy: HalfNormal scale of the SD of log subject effects, Normal SD of
@@ -46,10 +48,13 @@ def _state_groups(model: ODEModel) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def initial_state_prior(model: ODEModel, data: FitData) -> tuple[np.ndarray, np.ndarray]:
-    """Prior mean (n_subjects, n_states) and SD (n_subjects, n_states) of the log initial states.
+    r"""Prior mean (n_subjects, n_states) and SD (n_subjects, n_states) of the log initial states.
 
     The first tumour state is centred on the subject's baseline burden, the first CAR T state on
-    ``C0_RELATIVE * dose / median dose``; other states start as small fractions of those.
+    ``C0_RELATIVE * dose / median dose``; other states start as small fractions of those. Where
+    the CAR T measurement and the dose count the same cells (an in-vitro assay), cohort.yaml's
+    ``priors: {initial_car_t: {median: f, log_sd: s}}`` centres it on ``f * dose`` measured
+    units instead: :math:`\ln C_0 \sim \mathcal N(\ln(f\,\mathrm{dose}/s_C), s)`.
     """
     n_sub, n_s = data.n_subjects, model.n_states
     mean = np.zeros((n_sub, n_s))
@@ -57,10 +62,19 @@ def initial_state_prior(model: ODEModel, data: FitData) -> tuple[np.ndarray, np.
     tumor, car_t = _state_groups(model)
     known = np.isfinite(data.baseline_log_tumor)
     base = np.where(known, data.baseline_log_tumor, 0.0)
-    c0 = np.log(C0_RELATIVE) + data.log_dose_rel
+    c0, c0_sd = np.log(C0_RELATIVE) + data.log_dose_rel, np.full(n_sub, C0_LOG_SD)
+    per_dose = data.prior_overrides.get(INITIAL_CAR_T)
+    if per_dose is not None:
+        if "car_t" not in data.scales:
+            raise CartfitError(
+                "cohort.yaml: priors: initial_car_t needs car_t measurements (its unit is the "
+                "car_t measurement's)"
+            )
+        c0 = np.log(per_dose.get("median", 1.0) * data.dose / data.scales["car_t"])
+        c0_sd = np.full(n_sub, per_dose.get("log_sd", C0_LOG_SD))
     for group, anchor, anchor_sd, kind in (
         (tumor, base, np.where(known, B0_LOG_SD_KNOWN, B0_LOG_SD_UNKNOWN), "tumor"),
-        (car_t, c0, np.full(n_sub, C0_LOG_SD), "car_t"),
+        (car_t, c0, c0_sd, "car_t"),
     ):
         for rank, i in enumerate(group):
             if rank == 0:
@@ -80,7 +94,7 @@ def parameter_priors(model: ODEModel, data: FitData) -> dict[str, dict]:
     CartfitError
         If cohort.yaml names a parameter the model does not have.
     """
-    unknown = sorted(set(data.prior_overrides) - set(model.parameter_names))
+    unknown = sorted(set(data.prior_overrides) - set(model.parameter_names) - {INITIAL_CAR_T})
     if unknown:
         raise CartfitError(
             f"cohort.yaml: priors: {', '.join(unknown)} is not a parameter of {model.name} "

@@ -45,11 +45,13 @@ CAR_T_UNIT = "cells"
 PRIORS = {
     "growth_rate": {"median": 1.0, "log_sd": 1.5},
     "death_rate": {"median": 0.05, "log_sd": 1.5},
+    "initial_car_t": {"median": 1.0, "log_sd": 0.5},
 }
 PRIORS_COMMENT = """\
 # In-vitro kinetics are faster than the clinical defaults the model priors are written for:
 # the cell lines double in about a day (the authors' rho ~ 0.05-0.3 per hour) and CAR T cells
-# die slowly over a six-day assay.
+# die slowly over a six-day assay. The plated CAR T cells are counted in the same unit as
+# the end-point count (cells), so the initial level is centred on the plated number.
 """
 
 

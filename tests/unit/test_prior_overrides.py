@@ -66,3 +66,32 @@ def test_bad_priors_are_located(tmp_path, text, line, column):
     assert any(
         p.file.endswith("cohort.yaml") and p.row == line and p.column == column for p in problems
     )
+
+
+def test_initial_car_t_per_dose_centres_the_initial_level_on_the_dose(tmp_path):
+    """``initial_car_t: {median: f, log_sd: s}``: ln C0 ~ N(ln(f dose / car_t scale), s) in
+    scaled units, instead of the clinical C0_RELATIVE rule; refused without car_t data."""
+    from cartfit.inference.priors import initial_state_prior
+
+    obs = pd.DataFrame({
+        "subject": ["W1", "W1", "W2", "W2"], "time": [1.0, 5.0, 1.0, 5.0],
+        "analyte": ["tumor", "car_t", "tumor", "car_t"], "value": [1.0, 4000.0, 1.2, 1000.0],
+        "unit": ["cell index", "cells"] * 2, "lloq": [0.1, 50.0] * 2, "blq": [0] * 4,
+    })  # fmt: skip
+    subjects = pd.DataFrame({"subject": ["W1", "W2"], "dose": [2500.0, 500.0]})
+    write_cohort(tmp_path / "c", obs, subjects)
+    (tmp_path / "c" / "cohort.yaml").write_text(
+        "priors:\n  initial_car_t: {median: 0.8, log_sd: 0.3}\n"
+    )
+    model = get_model("predator_prey", "logistic")
+    data = prepare(load_cohort(tmp_path / "c"), model)
+    mean, sd = initial_state_prior(model, data)
+    j = model.states.index("log_car_t")
+    scale = data.scales["car_t"]  # median of the subjects' largest readings: 2500
+    np.testing.assert_allclose(mean[:, j], np.log(0.8 * np.array([2500.0, 500.0]) / scale))
+    np.testing.assert_allclose(sd[:, j], 0.3)
+
+    tumour_only = _cohort(tmp_path / "t", "priors:\n  initial_car_t: {median: 1.0}\n")
+    data = prepare(load_cohort(tumour_only), model)
+    with pytest.raises(CartfitError, match="initial_car_t needs car_t measurements"):
+        initial_state_prior(model, data)
