@@ -21,6 +21,12 @@ def _scalar(node: yaml.Node) -> Any:
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
+def _positive_number(value: Any) -> bool:
+    """A finite number > 0 (booleans, which YAML reads from yes/no, are not numbers)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and math.isfinite(value) and value > 0
+
+
 def check_meta(path: Path, file: str, problems: list[Problem]) -> dict[str, Any]:
     """``cohort.yaml`` as a dict with every key of the schema (defaults filled in).
 
@@ -89,8 +95,7 @@ def check_meta(path: Path, file: str, problems: list[Problem]) -> dict[str, Any]
             if isinstance(value, str):  # YAML 1.1 reads 1e9 (no dot) as text
                 with contextlib.suppress(ValueError):
                     value = float(value)
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value) or value <= 0:
+            if not _positive_number(value):
                 problems.append(
                     Problem(
                         file,
@@ -130,8 +135,7 @@ def _check_priors(node: yaml.Node, file: str, problems: list[Problem]) -> dict[s
             continue
         good = {}
         for field, value in spec.items():
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value) or value <= 0:
+            if not _positive_number(value):
                 problems.append(
                     Problem(
                         file,

@@ -80,6 +80,21 @@ def _summary_vars(post, population: bool) -> list[str]:
     return names
 
 
+def build_with_settings(
+    model: ODEModel, data: FitData, population: bool, settings: FitSettings
+) -> pm.Model:
+    """The PyMC model of a fit with the likelihood and solver tolerances of ``settings`` (fits
+    and their leave-one-out refits must be built alike)."""
+    return build_model(
+        model,
+        data,
+        population=population,
+        likelihood=settings.likelihood,
+        rtol=settings.rtol,
+        atol=settings.atol,
+    )
+
+
 def sample_model(
     pm_model: pm.Model,
     settings: FitSettings,
@@ -280,14 +295,7 @@ def fit_cohort(
     cohort = load_cohort(cohort_dir)
     ode = get_model(model, growth)
     data = prepare(cohort, ode, None if population else [subject])
-    pm_model = build_model(
-        ode,
-        data,
-        population=population,
-        likelihood=settings.likelihood,
-        rtol=settings.rtol,
-        atol=settings.atol,
-    )
+    pm_model = build_with_settings(ode, data, population, settings)
     timings["build"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     start = None
