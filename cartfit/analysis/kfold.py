@@ -106,7 +106,7 @@ def new_subject_loglik(
     post = idata["posterior"]
     log_theta = _flat(post["mu"])
     rng = np.random.default_rng(seed)
-    for name in covariate_matrix(train).columns:
+    for name in covariate_matrix(train, model).columns:
         log_theta = log_theta + _covariates(name, train, held) * _flat(post[f"beta_{name}"])
     log_theta = log_theta + _flat(post["omega"]) * rng.standard_normal(log_theta.shape)
     for j, values in fixed_by_covariate(model, held).items():

@@ -34,11 +34,26 @@ def per_capita_jac(u: float, params: np.ndarray, out: np.ndarray) -> float:
     return -params[0] * b_over_k
 
 
+#: below this the argument ``a`` of ln a in :func:`log_solution` is continued linearly
+LOG_ARGUMENT_FLOOR = 1e-8
+
+
 def log_solution(t, log_b0, params, xp=np):
-    """ln B(t) = ln K - ln(1 + (K/B0 - 1) e^{-r t})."""
+    r"""ln B(t) = ln K - ln a, a = 1 + (K/B0 - 1) e^{-r t}.
+
+    From B0 > K the solution runs backwards to B = ∞ at :math:`t^* = \ln(1 - K/B_0)/r < 0`, and
+    before it :math:`a \le 0`: no finite tumour at those times. There ln a is continued as
+    :math:`\ln\epsilon + (a - \epsilon)/\epsilon` (:math:`\epsilon` = ``LOG_ARGUMENT_FLOOR``,
+    value and slope continuous at :math:`a = \epsilon`), an enormous predicted burden with a
+    finite gradient that leads the sampler back, where ln a would give NaN.
+    """
     growth_rate, capacity = params
     log_k = xp.log(capacity)
-    return log_k - xp.log1p(xp.expm1(log_k - log_b0) * xp.exp(-growth_rate * t))
+    a = 1.0 + xp.expm1(log_k - log_b0) * xp.exp(-growth_rate * t)
+    eps = LOG_ARGUMENT_FLOOR
+    safe = xp.where(a > eps, a, 1.0)
+    log_a = xp.where(a > eps, xp.log(safe), np.log(eps) + (a - eps) / eps)
+    return log_k - log_a
 
 
 LOGISTIC = GrowthLaw(

@@ -45,9 +45,15 @@ from cartfit.inference.op import ODESolveOp
 from cartfit.models.base import ODEModel
 
 
-def covariate_matrix(data: FitData) -> pd.DataFrame:
-    """Covariates that vary in the cohort, coded for the log parameters (one column each)."""
+def covariate_matrix(data: FitData, model: ODEModel | None = None) -> pd.DataFrame:
+    """Covariates that vary in the cohort, coded for the log parameters (one column each).
+
+    Co-stimulation is coded as a CD28 indicator (4-1BB is the reference), lymphodepletion as
+    its centred value, unless ``model`` sets a parameter from that column directly (the
+    multi-fate model's depth ``D``, see :func:`fixed_by_covariate`)."""
     cov = data.covariates
+    direct = set(model.extras.get("covariates", {}).values()) if model is not None else set()
+    cov = cov.drop(columns=[c for c in cov.columns if c in direct])
     cols = {}
     if "costim" in cov.columns:
         costim = cov["costim"].astype("string")
@@ -91,7 +97,10 @@ def centred_parameters(model: ODEModel, data: FitData) -> tuple[str, ...]:
 
 def covariate_parameters(model: ODEModel) -> tuple[str, ...]:
     """Parameters that covariates act on: the CAR T and killing parameters (not the growth law,
-    which describes the tumour before it meets the product)."""
+    which describes the tumour before it meets the product), or the model's own set in
+    ``extras["covariate_parameters"]``."""
+    if "covariate_parameters" in model.extras:
+        return tuple(model.extras["covariate_parameters"])
     growth = model.extras.get("growth_law")
     growth_names = set(growth.parameter_names) if growth is not None else set()
     return tuple(n for n in model.parameter_names if n not in growth_names)
@@ -117,9 +126,10 @@ def _subject_log_params(model: ODEModel, data: FitData, population: bool):
     cov_idx = np.array([model.parameter_names.index(n) for n in cov_params])
     pm_model.add_coord("covariate_parameter", list(cov_params))
     loc = pt.broadcast_to(mu, (data.n_subjects, model.n_params))
-    for name, x in covariate_matrix(data).items():
+    beta_sd = model.extras.get("covariate_sd", P.BETA_SD)
+    for name, x in covariate_matrix(data, model).items():
         x = x.to_numpy()
-        beta_free = pm.Normal(f"beta_{name}_free", 0.0, P.BETA_SD, dims="covariate_parameter")
+        beta_free = pm.Normal(f"beta_{name}_free", 0.0, beta_sd, dims="covariate_parameter")
         beta = pt.set_subtensor(pt.zeros(model.n_params)[cov_idx], beta_free)
         pm.Deterministic(f"beta_{name}", beta, dims="parameter")
         loc = loc + x[:, None] * beta

@@ -22,7 +22,12 @@ import xarray as xr
 from cartfit import __version__
 from cartfit.errors import CartfitError
 from cartfit.inference import priors as P
-from cartfit.inference.builder import build_model, centred_parameters, covariate_matrix
+from cartfit.inference.builder import (
+    build_model,
+    centred_parameters,
+    covariate_matrix,
+    covariate_parameters,
+)
 from cartfit.inference.data import FitData, prepare
 from cartfit.inference.diagnostics import Diagnostics, diagnose
 from cartfit.inference.init import multistart
@@ -255,11 +260,14 @@ def assemble(
                     "minor_states": f"fractions {P.MINOR_FRACTION} of the main state, "
                     f"log-SD {P.MINOR_LOG_SD}",
                     "omega": f"HalfNormal({P.OMEGA_SCALE}) (population fits)",
-                    "beta": f"Normal(0, {P.BETA_SD}) on CAR T parameters (population fits)",
+                    "beta": f"Normal(0, {model.extras.get('covariate_sd', P.BETA_SD)}) on "
+                    f"{', '.join(covariate_parameters(model))} (population fits)",
                     "student_t_nu": P.STUDENT_T_NU,
                 }
             ),
-            "covariates": json.dumps(list(covariate_matrix(data).columns)) if population else "[]",
+            "covariates": json.dumps(list(covariate_matrix(data, model).columns))
+            if population
+            else "[]",
             "centred_parameters": json.dumps(list(centred_parameters(model, data)))
             if population
             else "[]",

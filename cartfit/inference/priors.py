@@ -100,9 +100,31 @@ def parameter_priors(model: ODEModel, data: FitData) -> dict[str, dict]:
             f"cohort.yaml: priors: {', '.join(unknown)} is not a parameter of {model.name} "
             f"({model.growth}); expected among {', '.join(model.parameter_names)}"
         )
+    preset_name = costim_preset(model, data)
+    preset = model.extras["costim_presets"][preset_name] if preset_name else {}
     out = {}
     for p in model.parameters:
         spec = {"symbol": p.symbol, "unit": p.unit, "median": p.median, "log_sd": p.log_sd}
+        if p.name in preset:
+            spec["median"], spec["log_sd"] = preset[p.name]
+            spec["source"] = f"{preset_name} preset"
         spec.update(data.prior_overrides.get(p.name, {}))
         out[p.name] = spec
     return out
+
+
+def costim_preset(model: ODEModel, data: FitData) -> str | None:
+    """The co-stimulation preset whose prior medians a fit uses, for a model that has presets
+    (``extras["costim_presets"]``): the fitted subjects' domain when they share one, and the
+    reference domain (4-1BB) when they mix domains, for then a population fit
+    estimates the other domain's difference as a covariate effect (see
+    :func:`cartfit.inference.builder.covariate_matrix`). ``None`` without presets or when no
+    fitted subject has a domain with a preset."""
+    reference = "4-1BB"  # covariate_matrix codes CD28 against 4-1BB
+    presets = model.extras.get("costim_presets")
+    if not presets or "costim" not in data.covariates.columns:
+        return None
+    domains = {str(c) for c in data.covariates["costim"].dropna() if str(c) in presets}
+    if len(domains) == 1:
+        return domains.pop()
+    return reference if domains and reference in presets else None

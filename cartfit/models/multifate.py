@@ -41,6 +41,15 @@ from cartfit.models.cytokine import relative_cytokine
 from cartfit.models.logsum import log_sum_exp
 from cartfit.models.multifate_priors import COSTIM_PRESETS, INITIAL_FRACTIONS, PARAMETERS
 
+#: parameters with subject effects in a population fit (kill rate last: it stays non-centred)
+SUBJECT_VARYING = (
+    "growth_rate",
+    "effector_proliferation",
+    "effector_death",
+    "memory_death",
+    "kill_rate",
+)
+
 
 def make_multifate(growth: GrowthLaw) -> ODEModel:
     """Compose the multi-fate model with a tumour growth law."""
@@ -152,5 +161,18 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
             "initial_state": initial_state,
             "costim_presets": COSTIM_PRESETS,
             "covariates": {"lymphodepletion": "lymphodepletion"},
+            # population fits: blood CAR T (E + M + X) and tumour readings inform per subject
+            # only the expansion, contraction, persistence, killing and tumour growth, so only
+            # those have subject effects; phenotype switching and cytokine parameters are shared
+            "shared_parameters": tuple(
+                n
+                for n in (*growth.parameter_names, *(p.name for p in PARAMETERS))
+                if n not in SUBJECT_VARYING
+            ),
+            "centred_parameters": SUBJECT_VARYING[:-1],
+            # co-stimulation acts on the parameters its presets move, and on killing
+            "covariate_parameters": (*COSTIM_PRESETS["CD28"], "kill_rate"),
+            # the presets differ by factors up to 10 (exhaustion): a factor e at one SD
+            "covariate_sd": 1.0,
         },
     )

@@ -23,6 +23,8 @@ _MODEL = "|".join(sorted(MODEL_NAMES, key=len, reverse=True))
 _GROWTH = "|".join(GROWTH_LAWS)
 FIT_STEM = re.compile(rf"^(?P<model>{_MODEL})_(?P<growth>{_GROWTH})_(?P<unit>.+)$")
 COMPARE_STEM = re.compile(rf"^(?P<model>{_MODEL})_(?P<unit>.+)$")
+#: the comparison of every fitted model and growth law: ``compare/models_<unit>.csv``
+MODELS_STEM = re.compile(r"^models_(?P<unit>.+)$")
 POPULATION = "population"
 
 #: section of the report for each figure kind, in order
@@ -131,6 +133,19 @@ def items(results: Results, attrs: dict[Path, dict[str, str]]) -> list[Item]:
     by_stem = {p.stem: attrs[p] for p in results.fits}
     out: list[Item] = []
     for path in results.compare:
+        m = MODELS_STEM.match(path.stem)
+        if m:
+            fitted = sorted(f"{a.get('model', '')}/{a.get('growth', '')}"
+                            for s, a in by_stem.items() if s.endswith(f"_{m['unit']}"))
+            out.append(Item("compare", f"all models: {_who(m['unit'])}", [path],
+                            fig / f"compare_{path.stem}.png",
+                            "PSIS-LOO expected log predictive density (elpd ± SE) of every "
+                            f"fitted model and growth law ({esc(', '.join(fitted))}) on "
+                            f"{_who(m['unit'])}: does the richer model earn its extra "
+                            "parameters? Right: difference to the best fit ± SE of the "
+                            "difference, with stacking weights. Pareto k > 0.7 marks "
+                            "observations whose estimate is unreliable.", [path]))
+            continue
         m = COMPARE_STEM.match(path.stem)
         if not m:
             continue

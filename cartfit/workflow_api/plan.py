@@ -13,7 +13,7 @@ from cartfit.errors import CartfitError
 #: the fitted unit of a population fit (any other unit is a subject id)
 POPULATION = "population"
 #: keys of the config that ``cohort_overrides`` may replace for one cohort
-OVERRIDABLE = ("models", "growth_laws", "fit_mode", "scenarios")
+OVERRIDABLE = ("models", "growth_laws", "model_growth_laws", "fit_mode", "scenarios")
 
 def cohort_settings(config: Mapping[str, Any], cohort: str) -> dict[str, Any]:
     """Models, growth laws, fit mode and trial scenarios that apply to ``cohort``.
@@ -25,6 +25,7 @@ def cohort_settings(config: Mapping[str, Any], cohort: str) -> dict[str, Any]:
     settings = {
         "models": list(config["models"]),
         "growth_laws": list(config["growth_laws"]),
+        "model_growth_laws": dict(config.get("model_growth_laws", {})),
         "fit_mode": config["fit_mode"],
         "scenarios": list(config.get("trials", {}).get("scenarios", [])),
     }
@@ -35,6 +36,11 @@ def cohort_settings(config: Mapping[str, Any], cohort: str) -> dict[str, Any]:
                 f"(expected one of {', '.join(OVERRIDABLE)})"
             )
         settings[key] = list(value) if isinstance(value, list) else value
+    settings["fits"] = [
+        (model, growth)
+        for model in settings["models"]
+        for growth in settings["model_growth_laws"].get(model, settings["growth_laws"])
+    ]
     if settings["fit_mode"] != POPULATION:
         settings["scenarios"] = []
     return settings
@@ -45,14 +51,18 @@ def cohort_plan(
 ) -> dict[str, Any]:
     """Wildcard values of one cohort's jobs: ``model``, ``growth``, ``unit``, ``scenario``.
 
-    Lists for :func:`snakemake.io.expand` (``population`` is ``["population"]`` or empty),
-    plus the cohort's ``fit_mode``. Units are read by
+    Lists for :func:`snakemake.io.expand` (``population`` is ``["population"]`` or empty;
+    ``model_comparison`` is ``["models"]`` when several models are fitted, else empty), the
+    fitted ``(model, growth)`` pairs as ``fits`` (each model with its ``model_growth_laws``
+    or else every growth law), plus the cohort's ``fit_mode``. Units are read by
     :func:`fit_units` from ``data_dir/cohort``.
     """
     settings = cohort_settings(config, cohort)
     return {
         "model": settings["models"],
-        "growth": settings["growth_laws"],
+        "growth": list(dict.fromkeys(g for _, g in settings["fits"])),
+        "fits": settings["fits"],
+        "model_comparison": ["models"] if len(settings["models"]) > 1 else [],
         "unit": fit_units(settings["fit_mode"], Path(data_dir) / cohort),
         "scenario": [s["name"] for s in settings["scenarios"]],
         "population": [POPULATION] if settings["fit_mode"] == POPULATION else [],

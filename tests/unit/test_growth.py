@@ -106,3 +106,24 @@ def test_closed_form_builds_the_same_numbers_with_pytensor(name):
 def test_unknown_growth_law_lists_valid_names():
     with pytest.raises(ValueError, match="exponential.*gompertz.*logistic"):
         get_growth_law("richards")
+
+
+def test_logistic_from_above_capacity_stays_finite_before_the_blow_up_time():
+    """B0 = 2K: backwards in time B reaches infinity at t* = ln(1 - K/B0)/r = ln(0.5)/r. After
+    t* the closed form is exact; before it the continuation is finite, increasing towards the
+    past, and its gradient (through PyTensor) is finite, where ln of a negative gave NaN."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    r, k = 0.1, 1.0
+    t_star = np.log(0.5) / r
+    times = np.array([t_star - 20.0, t_star - 1.0, t_star + 1.0, 0.0, 10.0])
+    values = LOGISTIC.log_solution(times, np.log(2.0), [r, k])
+    assert np.all(np.isfinite(values))
+    assert values[0] > values[1] > values[2] > values[3] > values[4] > 0.0
+    exact = np.log(k / (1.0 - 0.5 * np.exp(-r * times[2:])))
+    np.testing.assert_allclose(values[2:], exact, rtol=1e-12)
+    log_b0, rate = pt.dscalar("log_b0"), pt.dscalar("r")
+    pred = LOGISTIC.log_solution(pt.as_tensor(times), log_b0, [rate, pt.as_tensor(k)], xp=pt)
+    grad = pytensor.function([log_b0, rate], pytensor.grad(pred.sum(), [log_b0, rate]))
+    assert np.all(np.isfinite(grad(np.log(2.0), r)))

@@ -95,3 +95,56 @@ def test_initial_car_t_per_dose_centres_the_initial_level_on_the_dose(tmp_path):
     data = prepare(load_cohort(tumour_only), model)
     with pytest.raises(CartfitError, match="initial_car_t needs car_t measurements"):
         initial_state_prior(model, data)
+
+
+def _costim_cohort(tmp_path, costims):
+    n = len(costims)
+    subs = [f"P{i}" for i in range(n)]
+    obs = pd.DataFrame({
+        "subject": np.repeat(subs, 2), "time": [1.0, 7.0] * n,
+        "analyte": ["car_t", "tumor"] * n, "value": [100.0, 20.0] * n,
+        "unit": ["copies/ug", "% blasts"] * n, "lloq": [1.0, 0.01] * n, "blq": [0] * (2 * n),
+    })  # fmt: skip
+    subjects = pd.DataFrame({"subject": subs, "dose": [1e8] * n, "costim": costims})
+    return load_cohort(write_cohort(tmp_path / "c", obs, subjects))
+
+
+@pytest.mark.parametrize(
+    ("costims", "preset"), [(["CD28"], "CD28"), (["4-1BB", "4-1BB"], "4-1BB"),
+                            (["CD28", "4-1BB"], "4-1BB"), (["other"], None)],
+)  # fmt: skip
+def test_multifate_priors_follow_the_costim_preset(tmp_path, costims, preset):
+    """One domain: its preset's medians; mixed domains: the 4-1BB reference (CD28 enters as a
+    covariate); no preset for the domain: the model defaults."""
+    from cartfit.models.multifate_priors import COSTIM_PRESETS, PARAMETERS
+
+    model = get_model("multifate", "gompertz")
+    priors = parameter_priors(model, prepare(_costim_cohort(tmp_path, costims), model))
+    defaults = {p.name: (p.median, p.log_sd) for p in PARAMETERS}
+    expected = COSTIM_PRESETS[preset] if preset else {}
+    for name, (median, log_sd) in (defaults | expected).items():
+        assert (priors[name]["median"], priors[name]["log_sd"]) == (median, log_sd)
+    assert priors["exhaustion_rate"].get("source") == (f"{preset} preset" if preset else None)
+
+
+def test_multifate_population_has_subject_effects_only_where_the_data_inform_them(tmp_path):
+    """Population multifate: subject effects on growth, expansion, contraction, memory death and
+    killing; co-stimulation (Normal(0, 1)) on the preset parameters and killing only; the
+    lymphodepletion column sets D directly and is not also a covariate."""
+    from cartfit.inference.builder import covariate_matrix
+
+    cohort = _costim_cohort(tmp_path, ["CD28", "4-1BB", "CD28"])
+    model = get_model("multifate", "gompertz")
+    data = prepare(cohort, model)
+    pm_model = build_model(model, data, population=True)
+    varying = list(pm_model.coords["varying_parameter"])
+    assert varying == ["growth_rate", "effector_proliferation", "effector_death",
+                       "memory_death", "kill_rate"]  # fmt: skip
+    assert list(pm_model.coords["noncentred_parameter"]) == ["kill_rate"]
+    cov = list(pm_model.coords["covariate_parameter"])
+    assert "kill_rate" in cov and "cytokine_consumption_ratio" not in cov and len(cov) == 7
+    beta = pm_model["beta_costim_cd28_free"]
+    assert np.all(beta.owner.inputs[-1].eval() == 1.0)  # sigma of the Normal
+    data.covariates["lymphodepletion"] = [0.5, 0.9, 0.7]
+    assert list(covariate_matrix(data, model).columns) == ["costim_cd28"]
+    assert "lymphodepletion" in covariate_matrix(data).columns

@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 from wfhelpers import REPO, TEST_CONFIG, job_counts, snakemake
 
+from cartfit.workflow_api import cohort_plan
+
 SUBJECTS = ["S01", "S02", "S03"]
 
 
@@ -38,7 +40,7 @@ def test_default_run_plans_every_model_and_growth_law(workflow_copy: Path):
     run = snakemake(workflow_copy, "-n", "--cores", "2")
     assert run.returncode == 0, run.stderr
     config = yaml.safe_load((REPO / "workflow" / "config" / "config.yaml").read_text())
-    n_fits = len(config["models"]) * len(config["growth_laws"])
+    n_fits = len(cohort_plan(config, "example", REPO / "data")["fits"])
     counts = job_counts(run.stdout)
     assert counts["validate"] == 1 and counts["report"] == 1
     assert counts["fit"] == n_fits
@@ -55,6 +57,23 @@ def test_test_config_plans_one_job_per_population_fit(workflow_copy: Path):
     counts = job_counts(run.stdout)
     assert counts["fit"] == 2 and counts["compare"] == 1 and counts["trial"] == 4
     assert "results/tiny/fits/predator_prey_logistic_population.nc" in run.stdout
+
+
+def test_model_growth_laws_restrict_a_model_and_add_the_model_comparison(workflow_copy: Path):
+    """multifate with Gompertz only next to predator-prey with two laws: three fits, their
+    downstream jobs, a growth-law table per model and one table comparing all three fits."""
+    _tiny_cohort(workflow_copy)
+    run = snakemake(workflow_copy, "-n", "--cores", "2", "--configfile", str(TEST_CONFIG),
+                    "--config", "models=[predator_prey,multifate]",
+                    "model_growth_laws={multifate: [gompertz]}")  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    counts = job_counts(run.stdout)
+    assert counts["fit"] == 3 and counts["exposure"] == 3 and counts["figure_vpc"] == 3
+    assert counts["compare"] == 2 and counts["compare_models"] == 1
+    assert counts["figure_compare_models"] == 1
+    assert "results/tiny/fits/multifate_gompertz_population.nc" in run.stdout
+    assert "multifate_logistic" not in run.stdout
+    assert "results/tiny/compare/models_population.csv" in run.stdout
 
 
 def test_subjects_mode_plans_one_fit_per_subject_and_no_trial(workflow_copy: Path):
@@ -79,7 +98,7 @@ def test_several_cohorts_in_one_run(workflow_copy: Path):
     config = yaml.safe_load((REPO / "workflow" / "config" / "config.yaml").read_text())
     wells = len((REPO / "data" / "carrgo" / "subjects.csv").read_text().splitlines()) - 1
     override = config["cohort_overrides"]["carrgo"]
-    n_example = len(config["models"]) * len(config["growth_laws"])
+    n_example = len(cohort_plan(config, "example", REPO / "data")["fits"])
     n_carrgo = len(override["models"]) * len(config["growth_laws"]) * wells
     assert counts["validate"] == 2 and counts["report"] == 2
     assert counts["fit"] == n_example + n_carrgo

@@ -29,19 +29,27 @@ def plan(cohort):
 def over(*patterns, needs=None):
     """Input function: each pattern with the job's wildcards filled in and expanded over the
     cohort's values of its other wildcards (none when the cohort's plan has no `needs`, e.g.
-    no population fit or no trial scenario)."""
+    no population fit or no trial scenario). Model and growth law run over the fitted
+    (model, growth) pairs that agree with the job's wildcards."""
 
     def files(wildcards):
         values = plan(wildcards.cohort)
         if needs is not None and not values[needs]:
             return []
+        fixed = dict(wildcards.items())
+        pairs = [
+            {"model": m, "growth": g}
+            for m, g in values["fits"]
+            if fixed.get("model", m) == m and fixed.get("growth", g) == g
+        ]
         out = []
         for pattern in patterns:
-            free = set(re.findall(r"{(\w+)}", pattern)) - set(wildcards.keys())
-            out += expand(
-                pattern, **dict(wildcards.items()), **{k: values[k] for k in free}
+            free = (
+                set(re.findall(r"{(\w+)}", pattern)) - set(fixed) - {"model", "growth"}
             )
-        return out
+            for pair in pairs:
+                out += expand(pattern, **(fixed | pair), **{k: values[k] for k in free})
+        return list(dict.fromkeys(out))
 
     return files
 

@@ -113,6 +113,33 @@ rule figure_compare:
         "../scripts/step_figure.py"
 
 
+rule figure_compare_models:
+    input:
+        table="results/{cohort}/compare/models_{unit}.csv",
+    output:
+        figure=report(
+            "results/{cohort}/figures/compare_models_{unit}.png",
+            caption="../report/compare_models.rst",
+            category="{cohort}",
+            subcategory="Model comparison",
+            labels={"fitted": "{unit}", "item": "figure"},
+        ),
+    log:
+        "results/{cohort}/logs/figures/compare_models_{unit}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        kind="compare",
+    message:
+        "Model comparison figure: {wildcards.unit}"
+    script:
+        "../scripts/step_figure.py"
+
+
 rule figure_exposure:
     input:
         tables=over("results/{cohort}/exposure/{model}_{growth}_{unit}.csv"),

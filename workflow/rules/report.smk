@@ -48,12 +48,21 @@ rule report:
             over(
                 "results/{cohort}/figures/trial_{model}_{growth}.png", needs="scenario"
             ),
+            over(
+                "results/{cohort}/figures/compare_models_{unit}.png",
+                needs="model_comparison",
+            ),
         ),
-        tables=over(
-            "results/{cohort}/compare/{model}_{unit}.csv",
-            "results/{cohort}/exposure/{model}_{growth}_{unit}.csv",
-            "results/{cohort}/relapse/{model}_{growth}_{unit}.csv",
-            "results/{cohort}/trials/{model}_{growth}_{scenario}.csv",
+        tables=combine(
+            over(
+                "results/{cohort}/compare/{model}_{unit}.csv",
+                "results/{cohort}/exposure/{model}_{growth}_{unit}.csv",
+                "results/{cohort}/relapse/{model}_{growth}_{unit}.csv",
+                "results/{cohort}/trials/{model}_{growth}_{scenario}.csv",
+            ),
+            over(
+                "results/{cohort}/compare/models_{unit}.csv", needs="model_comparison"
+            ),
         ),
         published=published_outputs,
     output:
