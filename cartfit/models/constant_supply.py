@@ -36,6 +36,7 @@ import numpy as np
 
 from cartfit.growth import EXPONENTIAL
 from cartfit.growth.base import GrowthLaw
+from cartfit.models import two_state
 from cartfit.models.base import ODEModel, Parameter
 
 KILL_RATE = Parameter(
@@ -83,31 +84,14 @@ def make_constant_supply(growth: GrowthLaw = EXPONENTIAL) -> ODEModel:
         jp[1, n_g + 2] = -1.0
         return jy, jp
 
-    def killing_rate(log_states, params):
-        """Per-capita kill rate α C (1/day)."""
-        return params[n_g] * np.exp(np.asarray(log_states)[..., 1])
-
-    def initial_state(tumor, car_t):
-        """Log states from the scaled tumour burden and CAR T level."""
-        return np.log(np.array([tumor, car_t], dtype=float))
-
     return ODEModel(
         name="constant_supply",
         growth=growth.name,
-        states=("log_tumor", "log_car_t"),
+        states=two_state.STATES,
         parameters=(*growth.parameters, KILL_RATE, SUPPLY, CLEARANCE),
         rhs=rhs,
         jac=jac,
-        observables={
-            "tumor": lambda ly, xp=np: ly[..., 0],
-            "car_t": lambda ly, xp=np: ly[..., 1],
-        },
+        observables=two_state.OBSERVABLES,
         equations=r"\frac{dT}{dt} = rT - \alpha C T,\quad \frac{dC}{dt} = \kappa - \delta C",
-        extras={
-            "growth_law": growth,
-            "killing": killing_rate,
-            "tumor_states": (0,),
-            "car_t_states": (1,),
-            "initial_state": initial_state,
-        },
+        extras=two_state.extras(growth, n_g),
     )

@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 from cartfit.growth.base import GrowthLaw
+from cartfit.models import two_state
 from cartfit.models.base import ODEModel, Parameter
 
 KILL_RATE = Parameter(
@@ -85,36 +86,18 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
         jac_into(t, y, params, jy, jp)
         return jy, jp
 
-    def killing_rate(log_states, params):
-        """Per-capita kill rate k C (1/day), vectorised over leading axes of ``log_states``."""
-        return params[n_g] * np.exp(np.asarray(log_states)[..., 1])
-
-    def initial_state(tumor, car_t):
-        """Log states from the scaled tumour burden and CAR T level at infusion."""
-        return np.log(np.array([tumor, car_t], dtype=float))
-
     return ODEModel(
         name="predator_prey",
         growth=growth.name,
-        states=("log_tumor", "log_car_t"),
+        states=two_state.STATES,
         parameters=(*growth.parameters, KILL_RATE, PROLIFERATION_RATE, DEATH_RATE),
         rhs=rhs,
         jac=jac,
         rhs_into=rhs_into,
         jac_into=jac_into,
-        observables={
-            "tumor": lambda ly, xp=np: ly[..., 0],
-            "car_t": lambda ly, xp=np: ly[..., 1],
-        },
+        observables=two_state.OBSERVABLES,
         equations=(
             growth.equation.replace("B", "B", 1) + r" - k B C,\quad \frac{dC}{dt} = p B C - d C"
         ),
-        extras={
-            "growth_law": growth,
-            "killing_state": 1,
-            "killing": killing_rate,
-            "tumor_states": (0,),
-            "car_t_states": (1,),
-            "initial_state": initial_state,
-        },
+        extras=two_state.extras(growth, n_g),
     )
