@@ -32,7 +32,6 @@ def extras(growth, n_g: int) -> dict[str, Any]:
 
     return {
         "growth_law": growth,
-        "killing_state": 1,
         "killing": killing_rate,
         "tumor_states": (0,),
         "car_t_states": (1,),
