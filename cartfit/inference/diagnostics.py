@@ -29,6 +29,7 @@ class Diagnostics:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
+    divergences: list[dict] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
@@ -48,6 +49,7 @@ class Diagnostics:
                 "problems": self.problems,
                 "notes": self.notes,
                 "multistart_log_densities": self.starts,
+                "divergences": self.divergences,
                 "worst": worst[["variable", "r_hat", "ess_bulk"]].to_dict("records"),
             }
         )

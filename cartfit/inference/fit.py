@@ -30,6 +30,7 @@ from cartfit.inference.builder import (
 )
 from cartfit.inference.data import FitData, prepare
 from cartfit.inference.diagnostics import Diagnostics, diagnose
+from cartfit.inference.divergences import POSITION_STATS, divergence_note, locate_divergences
 from cartfit.inference.init import multistart
 from cartfit.inference.predict import observation_means, pointwise_loglik
 from cartfit.models import get_model
@@ -111,7 +112,12 @@ def sample_model(
     Population fits use nutpie's low-rank modified mass matrix by default: on a 20-subject
     predator–prey cohort it cut the leapfrog steps per draw from ~100 to ~16.
     """
-    kwargs = {"target_accept": settings.target_accept, "maxdepth": settings.max_treedepth}
+    kwargs = {
+        "target_accept": settings.target_accept,
+        "maxdepth": settings.max_treedepth,
+        # positions of divergent transitions, to say where they happen (see divergences.py)
+        "store_divergences": True,
+    }
     low_rank = (
         population if settings.low_rank_mass_matrix is None else settings.low_rank_mass_matrix
     )
@@ -232,7 +238,9 @@ def assemble(
                 "subject": list(data.subjects),
             },
         ),
-        "sample_stats": idata["sample_stats"].to_dataset(),
+        "sample_stats": idata["sample_stats"]
+        .to_dataset()
+        .drop_vars(list(POSITION_STATS), errors="ignore"),
     }
     tree = xr.DataTree.from_dict(groups)
     priors = P.parameter_priors(model, data)
@@ -323,6 +331,12 @@ def fit_cohort(
                 f"multi-start optimisation found {start.n_distinct} distinct optima (log density "
                 f"{', '.join(f'{v:.1f}' for v in start.log_densities)}); chains started at the best"
             )
+    if diagnostics.n_divergent:
+        located = locate_divergences(pm_model, idata["sample_stats"], data.obs)
+        diagnostics.divergences = located.to_dict("records")
+        note = divergence_note(located, diagnostics.n_divergent)
+        if note:
+            diagnostics.notes.append(note)
     t2 = time.perf_counter()
     tree = assemble(idata, pm_model, ode, data, settings, cohort, population, diagnostics)
     out = Path(out)

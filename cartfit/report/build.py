@@ -41,11 +41,14 @@ def _figure_bytes(item: Item, cohort_dir: str | None) -> bytes:
 
 
 def fit_problems(attrs: dict[Path, dict[str, str]]) -> list[str]:
-    """One line per fit that failed a convergence check (HTML)."""
+    """One line per fit that failed a convergence check (HTML), with where its divergences
+    happened when they were located."""
     lines = []
     for path, a in attrs.items():
         try:
-            problems = json.loads(a.get("diagnostics", "{}")).get("problems", [])
+            diag = json.loads(a.get("diagnostics", "{}"))
+            problems = list(diag.get("problems", []))
+            problems += [n for n in diag.get("notes", []) if n.startswith("divergences located")]
         except ValueError:
             problems = ["its diagnostics could not be read"]
         if problems:

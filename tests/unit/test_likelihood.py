@@ -185,3 +185,39 @@ def test_population_centres_car_t_kinetics_only_when_car_t_is_measured(tmp_path)
     pm_model = build_model(model, tumour_only, population=True)
     assert "centred_parameter" not in pm_model.coords
     assert len(pm_model.coords["noncentred_parameter"]) == 4
+
+
+def test_divergences_are_located_at_the_observation_whose_term_jumps(tiny_cohort):
+    """A fake divergent step that moves only the initial CAR T level: the located observation is
+    the one whose log-likelihood term changes most (computed here by hand), the steepest
+    direction is a named coordinate, and non-divergent draws are ignored."""
+    from pymc.blocking import DictToArrayBijection
+
+    from cartfit.inference.divergences import divergence_note, locate_divergences
+
+    model = get_model("predator_prey", "gompertz")
+    data = prepare(tiny_cohort, model)
+    pm_model = build_model(model, data)
+    ip = pm_model.initial_point()
+    names = [v.name for v in pm_model.value_vars]
+    x0 = DictToArrayBijection.map({n: ip[n] for n in names})
+    moved = dict(ip)
+    moved["z0"] = ip["z0"].copy()
+    moved["z0"][0, 1] += 2.0  # initial CAR T up by two prior SDs
+    x1 = DictToArrayBijection.map({n: moved[n] for n in names})
+    stats_ = {
+        "diverging": np.array([[False, True]]),
+        "divergence_start": np.array([[None, x0.data]], dtype=object),
+        "divergence_end": np.array([[None, x1.data]], dtype=object),
+    }
+    located = locate_divergences(pm_model, stats_, data.obs)
+    assert len(located) == 1 and located.loc[0, "draw"] == 1
+    terms = pm_model.compile_fn(pm_model.logp(vars=[pm_model["y"]], sum=False)[0],
+                                inputs=pm_model.value_vars, on_unused_input="ignore")  # fmt: skip
+    delta = terms(moved) - terms(ip)
+    j = int(np.argmax(np.abs(delta)))
+    assert located.loc[0, "delta_loglik"] == pytest.approx(delta[j])
+    assert located.loc[0, "time"] == data.obs["time"].iloc[j]
+    assert located.loc[0, "steepest"].split("[")[0] in names
+    note = divergence_note(located, 1)
+    assert note.startswith("divergences located (1 of 1)") and located.loc[0, "subject"] in note
