@@ -77,6 +77,32 @@ def test_report_embeds_every_figure_and_puts_failures_first(tmp_path: Path):
     assert "http://" not in html.replace("http://www.w3.org", "")  # nothing loaded from outside
 
 
+def test_model_comparison_and_located_divergences_are_shown(tmp_path: Path):
+    """compare/models_<unit>.csv gets its own figure item naming every fitted model, and a fit's
+    located divergences are printed next to its problems."""
+    root = _results(tmp_path / "res", problems=["4 divergent transitions"])
+    _fit(root / "fits" / "multifate_gompertz_population.nc", model="multifate")
+    fit = root / "fits" / "predator_prey_gompertz_population.nc"
+    tree = xr.open_datatree(fit, engine="netcdf4")
+    attrs = dict(tree.attrs)
+    tree.close()
+    note = "divergences located (4 of 4): S12 car_t day 356.74 (BLQ) ×4"
+    attrs["diagnostics"] = json.dumps({"problems": ["4 divergent transitions"], "notes": [note]})
+    xr.DataTree(xr.Dataset(attrs=attrs)).to_netcdf(fit, engine="netcdf4")
+    (root / "compare").mkdir()
+    (root / "compare" / "models_population.csv").write_text(
+        "model,growth,elpd_loo,se,elpd_diff,dse,weight,n_bad_pareto_k\n"
+        "predator_prey,gompertz,-200,10,0,0,0.9,3\nmultifate,gompertz,-210,11,-10,4,0.1,5\n"
+    )
+    _png(root / "figures" / "compare_models_population.png")
+    for kind in ("bands", "vpc", "diagnostics"):
+        _png(root / "figures" / f"{kind}_multifate_gompertz_population.png")
+    html = build_report(root).read_text()
+    assert "all models: all subjects (population fit)" in html
+    assert "multifate/gompertz, predator_prey/gompertz" in html
+    assert "S12 car_t day 356.74 (BLQ) ×4" in html[: html.index("<figure")]
+
+
 def test_report_says_so_when_all_fits_passed(tmp_path: Path):
     html = build_report(_results(tmp_path / "res")).read_text()
     assert 'class="problems"' not in html and "All 1 fit(s) passed" in html
