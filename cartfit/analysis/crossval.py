@@ -64,12 +64,33 @@ def psis_loo(tree: xr.DataTree) -> tuple[Pointwise, np.ndarray]:
     varying = np.flatnonzero(~const)
     if varying.size:
         sub = tree.isel(obs=varying) if const.any() else tree
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # counted and reported in the table
-            loo = azs.loo(sub, pointwise=True, var_name="y")
-        elpd_i[varying] = np.asarray(loo.elpd_i.values, dtype=float)
-        pareto_k[varying] = np.asarray(loo.pareto_k.values, dtype=float)
+        try:
+            elpd_i[varying], pareto_k[varying] = _psis(sub)
+        except ValueError:  # a tail of equal values somewhere: point by point
+            for j in varying:
+                elpd_i[j], pareto_k[j] = _psis_one(tree, int(j), values[:, j])
     return Pointwise(elpd_i, lppd_pointwise(values)), pareto_k
+
+
+def _psis(tree: xr.DataTree) -> tuple[np.ndarray, np.ndarray]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # counted and reported in the table
+        loo = azs.loo(tree, pointwise=True, var_name="y")
+    return np.asarray(loo.elpd_i.values, float), np.asarray(loo.pareto_k.values, float)
+
+
+def _psis_one(tree: xr.DataTree, j: int, loglik: np.ndarray) -> tuple[float, float]:
+    r"""PSIS-LOO of observation ``j`` alone. When the largest importance ratios are all equal
+    (draws repeated by a chain that stopped moving), no Pareto tail can be fitted: the plain
+    importance-sampling value :math:`-\log \overline{1/p(y_j\mid\theta)}` is returned with
+    :math:`\hat k = \infty`, so the point counts as unreliable (and is refitted when asked)."""
+    try:
+        elpd, k = _psis(tree.isel(obs=[j]))
+        return float(elpd[0]), float(k[0])
+    except ValueError:
+        neg = -loglik
+        top = neg.max()
+        return float(-(top + np.log(np.mean(np.exp(neg - top))))), float("inf")
 
 
 def bad_points(pareto_k: np.ndarray) -> np.ndarray:

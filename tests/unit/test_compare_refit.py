@@ -305,3 +305,29 @@ def test_constant_pointwise_likelihood_is_exact_not_an_error(tmp_path):
     reference, k_ref = psis_loo(tree.isel(obs=keep))
     np.testing.assert_allclose(pointwise.elpd_i[keep], reference.elpd_i, rtol=1e-12)
     np.testing.assert_allclose(k[keep], k_ref, rtol=1e-12)
+
+
+def test_tail_of_equal_values_is_flagged_not_an_error(tmp_path):
+    """A chain that stopped moving repeats one draw, so the largest importance ratios of a point
+    can all be equal and no Pareto tail can be fitted (arviz raises). That point gets the plain
+    importance-sampling value with k = inf (counted as unreliable); the others keep their PSIS
+    values."""
+    from cartfit.analysis.crossval import psis_loo
+
+    _, tree = synthetic_fit(tmp_path / "a.nc", bad=())
+    ll = tree["log_likelihood"]["y"].values.copy()
+    n_chain, n_draw = ll.shape[:2]
+    col = ll[..., 4].copy()
+    col[0, :] = col.min() - 5.0  # chain 0 stuck where the point fits worst: the whole tail
+    ll[..., 4] = col
+    groups = {name: node.to_dataset() for name, node in tree.children.items()}
+    groups["log_likelihood"] = xr.Dataset({"y": (("chain", "draw", "obs"), ll)})
+    tree = xr.DataTree.from_dict(groups)
+    pointwise, k = psis_loo(tree)
+    assert np.isinf(k[4])
+    neg = -col.ravel()
+    assert pointwise.elpd_i[4] == pytest.approx(-np.log(np.mean(np.exp(neg))))
+    keep = [i for i in range(ll.shape[-1]) if i != 4]
+    reference, k_ref = psis_loo(tree.isel(obs=keep))
+    np.testing.assert_allclose(pointwise.elpd_i[keep], reference.elpd_i, rtol=1e-12)
+    np.testing.assert_allclose(k[keep], k_ref, rtol=1e-12)
