@@ -141,7 +141,7 @@ def posterior_without(
     start = warm_start(tree, pm_model)
     if not start and settings.n_starts:
         start = multistart(pm_model, settings.n_starts, settings.seed).point
-    idata = sample_model(pm_model, settings, population, start or None)
+    idata = sample_model(pm_model, settings, start or None)
     return data, idata
 
 

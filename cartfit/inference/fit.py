@@ -49,7 +49,7 @@ class FitSettings:
     cores: int = 2
     target_accept: float = 0.9
     max_treedepth: int = 10
-    low_rank_mass_matrix: bool | None = None  # None: on for population fits
+    low_rank_mass_matrix: bool = True  # nutpie's low-rank modified mass matrix (else diagonal)
     n_starts: int = 6  # multi-start optimisation before sampling (0: start at the prior median)
     rtol: float = 1e-5
     atol: float = 1e-5
@@ -104,13 +104,13 @@ def build_with_settings(
 def sample_model(
     pm_model: pm.Model,
     settings: FitSettings,
-    population: bool = False,
     initvals: dict | None = None,
 ):
     """Run nutpie on a built model; returns the PyMC/ArviZ DataTree.
 
-    Population fits use nutpie's low-rank modified mass matrix by default: on a 20-subject
-    predator–prey cohort it cut the leapfrog steps per draw from ~100 to ~16.
+    Fits use nutpie's low-rank modified mass matrix by default: on a 20-subject predator–prey
+    cohort it cut the leapfrog steps per draw from ~100 to ~16, and on one simulated subject
+    (4 x 1000/1000) from 30 to 8 while the min bulk ESS rose from 750 to 2050.
     """
     kwargs = {
         "target_accept": settings.target_accept,
@@ -118,10 +118,7 @@ def sample_model(
         # positions of divergent transitions, to say where they happen (see divergences.py)
         "store_divergences": True,
     }
-    low_rank = (
-        population if settings.low_rank_mass_matrix is None else settings.low_rank_mass_matrix
-    )
-    if low_rank:
+    if settings.low_rank_mass_matrix:
         kwargs["adaptation"] = "low_rank"
     with pm_model:
         return pm.sample(
@@ -320,7 +317,7 @@ def fit_cohort(
         start = multistart(pm_model, settings.n_starts, settings.seed)
         timings["multistart"] = time.perf_counter() - t_opt
         t1 = time.perf_counter()
-    idata = sample_model(pm_model, settings, population, start.point if start else None)
+    idata = sample_model(pm_model, settings, start.point if start else None)
     timings["compile+sample"] = time.perf_counter() - t1
     post = idata["posterior"]
     diagnostics = diagnose(post, idata["sample_stats"], _summary_vars(post, population))
