@@ -100,8 +100,12 @@ def virtual_subjects(view: FitView, n_subjects: int, seed: int, dose=None, costi
         log_theta += x[:, None] * _flat(post[f"beta_{name}"])[d]
     theta = np.exp(log_theta)
     names = view.model.parameter_names
-    if lymphodepletion is not None and "lymphodepletion" in names:
-        theta[:, names.index("lymphodepletion")] = lymphodepletion
+    if "lymphodepletion" in names:
+        j = names.index("lymphodepletion")
+        if lymphodepletion is not None:
+            theta[:, j] = lymphodepletion
+        else:  # the depth is a subject covariate (set, not estimated): the template subject's
+            theta[:, j] = _flat(post["theta"])[d, template, j]
     log_y0 = _flat(post["log_y0"])[d, template].copy()
     if dose is not None:
         own = np.asarray(view.tree["constant_data"]["subject_dose"].values, float)[template]
