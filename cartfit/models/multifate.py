@@ -58,7 +58,7 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
     n_g = growth.n_params
 
     @numba.njit(error_model="numpy")
-    def rhs(t, y, params):
+    def rhs_into(t, y, params, dy):
         q = params[n_g:]
         k_a, beta, d_e, k_em, k_ex = q[0], q[1], q[2], q[3], q[4]
         k_me, d_m, d_x, k = q[5], q[6], q[7], q[8]
@@ -68,15 +68,14 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         c = relative_cytokine(t, q[11], q[12], q[13], np.empty(3))  # c(t) after depletion
         h = q[9] * c / (q[10] + c)  # h = α_h c / (K_C + c)
         # d ln E/dt, d ln M/dt, d ln X/dt, d ln T/dt
-        dy = np.empty(4)
         dy[0] = (beta - k_ex) * phi_hi - d_e - k_em * phi_lo + k_me * phi_hi * np.exp(m - e)
         dy[1] = h + k_em * phi_lo * np.exp(e - m) - k_me * phi_hi - d_m
         dy[2] = k_ex * phi_hi * np.exp(e - x) - d_x
         dy[3] = per_capita(u, params[:n_g]) - k * np.exp(e)
-        return dy
 
     @numba.njit(error_model="numpy")
-    def jac(t, y, params):
+    def jac_into(t, y, params, jy, jp):
+        # jy (4, 4) and jp (4, n_params) arrive zeroed; only non-zero entries are written
         q = params[n_g:]
         k_a, beta, k_em, k_ex, k_me, k = q[0], q[1], q[3], q[4], q[5], q[8]
         alpha_h, k_c = q[9], q[10]
@@ -89,8 +88,6 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         dc = np.empty(3)
         c = relative_cytokine(t, q[11], q[12], q[13], dc)
         dh_dc = alpha_h * k_c / (k_c + c) ** 2
-        jy = np.zeros((4, 4))
-        jp = np.zeros((4, n_g + 14))
         de_dphi = beta - k_ex + k_em + k_me * r_me
         jy[0, 0] = -k_me * phi_hi * r_me
         jy[0, 1] = k_me * phi_hi * r_me
@@ -124,6 +121,18 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         jp[2, o + 4] = phi_hi * r_ex
         jp[2, o + 7] = -1.0
         jp[3, o + 8] = -np.exp(e)
+
+    @numba.njit(error_model="numpy")
+    def rhs(t, y, params):
+        dy = np.empty(4)
+        rhs_into(t, y, params, dy)
+        return dy
+
+    @numba.njit(error_model="numpy")
+    def jac(t, y, params):
+        jy = np.zeros((4, 4))
+        jp = np.zeros((4, n_g + 14))
+        jac_into(t, y, params, jy, jp)
         return jy, jp
 
     def killing_rate(log_states, params):
@@ -143,6 +152,8 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         parameters=(*growth.parameters, *PARAMETERS),
         rhs=rhs,
         jac=jac,
+        rhs_into=rhs_into,
+        jac_into=jac_into,
         observables={
             "tumor": lambda ly, xp=np: ly[..., 3],
             "car_t": lambda ly, xp=np: log_sum_exp(ly[..., 0], ly[..., 1], ly[..., 2], xp=xp),
