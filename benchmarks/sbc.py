@@ -108,7 +108,7 @@ def one_simulation(i: int, a: argparse.Namespace, template, ode) -> list[dict]:
     t0 = time.perf_counter()
     pm_model = build_model(ode, data, rtol=s.rtol, atol=s.atol)
     start = multistart(pm_model, s.n_starts, s.seed) if s.n_starts > 0 else None
-    idata = sample_model(pm_model, s, False, start.point if start else None)
+    idata = sample_model(pm_model, s, start.point if start else None)
     seconds = time.perf_counter() - t0
     draws = posterior_matrix(idata)
     n_div = int(idata["sample_stats"]["diverging"].values.sum())
