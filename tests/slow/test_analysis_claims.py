@@ -18,8 +18,9 @@ with nutpie through :func:`cartfit.inference.fit_cohort` (population fits, one c
    ``p_relapse`` of :func:`cartfit.analysis.relapse_table` have a lower Brier score than the
    cohort's own base rate.
 
-Run time under pytest on one core of a shared two-core machine (load ~3): 40 min 40 s for
-the whole file (``pytest -m slow tests/slow/test_analysis_claims.py``), of which
+Run time under pytest on one core of a shared two-core machine: 22 min 35 s for the whole
+file (``pytest -m slow tests/slow/test_analysis_claims.py``, 12 passed; 40 min 40 s at load
+~3 before the low-rank mass matrix was used for every fit), of which
 the escape fit takes 20, the nine fits of the growth-law ranking 10-20 (1-2.5 minutes each),
 the three short-follow-up fits 3 and the exposure fit 2; the probability tables take under a
 minute each.
