@@ -4,7 +4,7 @@ The command runs as a child process pinned to the benchmark's CPUs, so its wall 
 whole command a user waits for (imports, model build, numba compilation, sampling, posterior
 predictive draws, pointwise log-likelihood and the NetCDF file). The sampling-only time is
 the ``sampling_time`` nutpie stamps on the posterior; compilation is the rest of the
-``compile+sample`` phase the command reports.
+phases the command reports before ``predictive+write``.
 """
 
 from __future__ import annotations

@@ -96,8 +96,7 @@ def posterior_matrix(idata) -> dict[str, np.ndarray]:
 
 def one_simulation(i: int, a: argparse.Namespace, template, ode) -> list[dict]:
     from cartfit.inference import FitSettings, build_model
-    from cartfit.inference.fit import sample_model
-    from cartfit.inference.init import multistart
+    from cartfit.inference.sampling import sample_posterior
 
     rng = np.random.default_rng([a.seed, i])
     truth, redraws = draw_truth(template, ode, rng)
@@ -107,8 +106,7 @@ def one_simulation(i: int, a: argparse.Namespace, template, ode) -> list[dict]:
     )
     t0 = time.perf_counter()
     pm_model = build_model(ode, data, rtol=s.rtol, atol=s.atol)
-    start = multistart(pm_model, s.n_starts, s.seed) if s.n_starts > 0 else None
-    idata = sample_model(pm_model, s, start.point if start else None)
+    idata = sample_posterior(pm_model, s).idata
     seconds = time.perf_counter() - t0
     draws = posterior_matrix(idata)
     n_div = int(idata["sample_stats"]["diverging"].values.sum())

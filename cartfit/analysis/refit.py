@@ -130,18 +130,15 @@ def posterior_without(
     """Refit the fit's model (``model``, ``growth``, ``mode`` attributes) to ``subjects`` of
     ``cohort`` (already stripped of the held-out rows); returns the data and the sampled tree."""
     from cartfit.inference.data import prepare
-    from cartfit.inference.fit import build_with_settings, sample_model
-    from cartfit.inference.init import multistart
+    from cartfit.inference.fit import build_with_settings
     from cartfit.inference.predict import fit_model
+    from cartfit.inference.sampling import sample_posterior
 
     population = tree.attrs.get("mode") == "population"
     model = fit_model(tree)
     data = prepare(cohort, model, subjects)
     pm_model = build_with_settings(model, data, population, settings)
-    start = warm_start(tree, pm_model)
-    if not start and settings.n_starts:
-        start = multistart(pm_model, settings.n_starts, settings.seed).point
-    idata = sample_model(pm_model, settings, start or None)
+    idata = sample_posterior(pm_model, settings, warm_start(tree, pm_model) or None).idata
     return data, idata
 
 

@@ -31,8 +31,8 @@ from cartfit.inference.builder import (
 from cartfit.inference.data import FitData, prepare
 from cartfit.inference.diagnostics import Diagnostics, diagnose
 from cartfit.inference.divergences import POSITION_STATS, divergence_note, locate_divergences
-from cartfit.inference.init import multistart
 from cartfit.inference.predict import observation_means, pointwise_loglik
+from cartfit.inference.sampling import sample_posterior
 from cartfit.models import get_model
 from cartfit.models.base import ODEModel
 
@@ -99,43 +99,6 @@ def build_with_settings(
         rtol=settings.rtol,
         atol=settings.atol,
     )
-
-
-def sample_model(
-    pm_model: pm.Model,
-    settings: FitSettings,
-    initvals: dict | None = None,
-):
-    """Run nutpie on a built model; returns the PyMC/ArviZ DataTree.
-
-    Fits use nutpie's low-rank modified mass matrix by default: on a 20-subject predator–prey
-    cohort it cut the leapfrog steps per draw from ~100 to ~16, and on one simulated subject
-    (4 x 1000/1000) from 30 to 8 while the min bulk ESS rose from 750 to 2050.
-    """
-    kwargs = {
-        "target_accept": settings.target_accept,
-        "maxdepth": settings.max_treedepth,
-        # positions of divergent transitions, to say where they happen (see divergences.py)
-        "store_divergences": True,
-    }
-    if settings.low_rank_mass_matrix:
-        kwargs["adaptation"] = "low_rank"
-    with pm_model:
-        return pm.sample(
-            draws=settings.draws,
-            tune=settings.tune,
-            chains=settings.chains,
-            cores=settings.cores,
-            random_seed=settings.seed,
-            nuts_sampler="nutpie",
-            nuts=kwargs,
-            progressbar=settings.progress,
-            compute_convergence_checks=False,
-            initvals=initvals,
-            # nutpie jitters every start by U(-1, 1) on the unconstrained scale by default, which
-            # throws the chains out of the optimum the multi-start found: start exactly there
-            compile_kwargs={"jitter_rvs": set()} if initvals else None,
-        )
 
 
 def _natural(log_scaled: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -310,15 +273,9 @@ def fit_cohort(
     data = prepare(cohort, ode, None if population else [subject])
     pm_model = build_with_settings(ode, data, population, settings)
     timings["build"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    start = None
-    if settings.n_starts > 0:
-        t_opt = time.perf_counter()
-        start = multistart(pm_model, settings.n_starts, settings.seed)
-        timings["multistart"] = time.perf_counter() - t_opt
-        t1 = time.perf_counter()
-    idata = sample_model(pm_model, settings, start.point if start else None)
-    timings["compile+sample"] = time.perf_counter() - t1
+    sampled = sample_posterior(pm_model, settings)
+    idata, start = sampled.idata, sampled.start
+    timings |= sampled.seconds
     post = idata["posterior"]
     diagnostics = diagnose(post, idata["sample_stats"], _summary_vars(post, population))
     if start is not None:

@@ -10,20 +10,20 @@ distinct modes were found.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pymc as pm
-from pymc.blocking import DictToArrayBijection, RaveledVars
 from scipy import optimize
 
 
 @dataclass
 class StartReport:
-    """Log densities of the optima from each start, best first, and the chosen point."""
+    """Log densities of the optima from each start, best first, and the best optimum ``x``
+    (the model's unconstrained parameters, raveled)."""
 
     log_densities: list[float]
-    point: dict
+    x: np.ndarray
 
     @property
     def n_distinct(self) -> int:
@@ -37,28 +37,30 @@ class StartReport:
 
 
 def multistart(
-    pm_model: pm.Model, n_starts: int = 6, seed: int = 0, spread: float = 1.0, max_iter: int = 400
+    logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    n_starts: int = 6,
+    seed: int = 0,
+    spread: float = 1.0,
+    max_iter: int = 400,
 ) -> StartReport:
-    """Maximise the log posterior from ``n_starts`` starts; return the best point."""
-    fn = pm_model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
-    fn.set_extra_values({})
-    ip = pm_model.initial_point()
-    start = DictToArrayBijection.map({v.name: ip[v.name] for v in fn._grad_vars})
+    """Maximise the log density ``logp_dlogp(x) -> (logp, grad)`` by L-BFGS from ``x0`` and from
+    ``n_starts - 1`` points ``x0 + spread * N(0, I)``; return every optimum's log density and the
+    best point."""
     rng = np.random.default_rng(seed)
 
     def objective(x):
-        logp, grad = fn(x)
+        logp, grad = logp_dlogp(x)
         if not np.isfinite(logp):
             return 1e12, np.zeros_like(x)
         return -float(logp), -np.asarray(grad, dtype=float)
 
     results = []
     for k in range(n_starts):
-        x0 = start.data + (0.0 if k == 0 else spread) * rng.standard_normal(start.data.shape)
+        start = x0 + (0.0 if k == 0 else spread) * rng.standard_normal(x0.shape)
         res = optimize.minimize(
-            objective, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
+            objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
         )
         results.append((-float(res.fun), res.x))
     results.sort(key=lambda r: -r[0])
-    best = DictToArrayBijection.rmap(RaveledVars(results[0][1], start.point_map_info))
-    return StartReport([r[0] for r in results], dict(best))
+    return StartReport([r[0] for r in results], results[0][1])

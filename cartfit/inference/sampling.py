@@ -1,0 +1,125 @@
+"""Run nutpie on a built model: one compilation, multi-start optimisation, Laplace whitening,
+sampling.
+
+The model is compiled once by nutpie (numba backend), in whitened coordinates with the identity
+map (see :mod:`cartfit.inference.whiten`). Its compiled log density serves the multi-start
+optimisation and the Hessian at the optimum; the whitening is then set and the chains start at
+:math:`w = 0`, the optimum. The returned tree has the original model's free variables and
+deterministics in ``posterior`` (not ``w``), and nutpie's divergence positions mapped back to the
+original unconstrained coordinates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+from pymc.blocking import DictToArrayBijection
+
+from cartfit.inference.init import StartReport, multistart
+from cartfit.inference.whiten import FACTOR, LOC, hessian, laplace_factor, whitened_model
+
+#: nutpie's divergence positions in the sampler's coordinates w, mapped to x = x̂ + L w
+_POSITIONS = ("divergence_start", "divergence_end")
+_DIRECTIONS = ("divergence_start_gradient", "divergence_momentum")
+
+
+@dataclass
+class Sampled:
+    """The sampled tree and, when the chains started at an optimum, the multi-start report."""
+
+    idata: xr.DataTree
+    start: StartReport | None
+    seconds: dict[str, float]  # compile, optimise (multi-start and Hessian), sample
+
+
+def _raveled(pm_model: pm.Model, point: dict, info) -> np.ndarray:
+    """A point given by value-variable name (unconstrained) or RV name (constrained), raveled;
+    a variable it lacks takes the model's initial point."""
+    values = dict(pm_model.initial_point())
+    for rv in pm_model.free_RVs:
+        value = pm_model.rvs_to_values[rv]
+        if value.name in point:
+            values[value.name] = np.asarray(point[value.name], float)
+        elif rv.name in point:
+            transform = pm_model.rvs_to_transforms.get(rv)
+            v = np.asarray(point[rv.name], float)
+            values[value.name] = (
+                transform.forward(v, *rv.owner.inputs).eval() if transform is not None else v
+            )
+    return DictToArrayBijection.map({name: values[name] for name, *_ in info}).data
+
+
+def _map_positions(stats: xr.Dataset, loc: np.ndarray, factor: np.ndarray) -> xr.Dataset:
+    """Divergence positions (chain, draw, coordinate; NaN where none) from w to x = x̂ + L w;
+    gradient and momentum, in the sampler's coordinates, are dropped."""
+    stats = stats.drop_vars([v for v in _DIRECTIONS if v in stats])
+    for name in _POSITIONS:
+        if name in stats:
+            w = np.asarray(stats[name].values, float)
+            stats[name] = (stats[name].dims, loc + w @ factor.T)
+    return stats
+
+
+def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = None) -> Sampled:
+    """Sample ``pm_model`` with nutpie under ``settings`` (a :class:`FitSettings`).
+
+    The chains start at ``start_point`` (a warm start), else at the best of
+    ``settings.n_starts`` optima, and the coordinates are whitened there; with neither, they
+    start at the prior median jittered by U(-1, 1), unwhitened.
+
+    The mass matrix is nutpie's low-rank modified one unless ``settings.low_rank_mass_matrix``
+    is off: on one simulated subject (4 x 1000/1000) it took 8 leapfrog steps per draw instead
+    of 30 with the diagonal one, and the min bulk ESS rose from 750 to 2050."""
+    import nutpie
+
+    t0 = time.perf_counter()
+    whitened = whitened_model(pm_model)
+    anchored = start_point is not None or settings.n_starts > 0
+    compiled = nutpie.compile_pymc_model(
+        whitened.model, backend="numba", jitter_rvs=set() if anchored else None
+    )
+    identity = compiled.logp_func  # x̂ = 0, L = I: the original log density and gradient
+
+    def logp_dlogp(x):
+        logp, grad = identity(x)
+        return float(logp), np.asarray(grad, float)
+
+    t1 = time.perf_counter()
+    start = None
+    loc, factor = whitened.x_init, np.eye(whitened.n_dim)
+    if start_point is not None:
+        loc = _raveled(pm_model, start_point, whitened.point_map_info)
+    elif settings.n_starts > 0:
+        start = multistart(logp_dlogp, whitened.x_init, settings.n_starts, settings.seed)
+        loc = start.x
+    if anchored:
+        factor = laplace_factor(hessian(logp_dlogp, loc))
+    compiled = compiled.with_data(**{LOC: loc, FACTOR: factor})
+    t2 = time.perf_counter()
+    tree = nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        cores=settings.cores,
+        seed=settings.seed,
+        save_warmup=False,
+        progress_bar=settings.progress,
+        adaptation="low_rank" if settings.low_rank_mass_matrix else "diag",
+        target_accept=settings.target_accept,
+        maxdepth=settings.max_treedepth,
+        # positions of divergent transitions, to say where they happen (see divergences.py)
+        store_divergences=True,
+    )
+    t3 = time.perf_counter()
+    posterior = tree["posterior"].to_dataset().drop_vars("w")
+    posterior = posterior.drop_dims([d for d in posterior.dims if d.startswith("w_dim")])
+    posterior.attrs["sampling_time"] = t3 - t2
+    posterior.attrs["tuning_steps"] = settings.tune
+    stats = _map_positions(tree["sample_stats"].to_dataset(), loc, factor)
+    out = xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
+    return Sampled(out, start, {"compile": t1 - t0, "optimise": t2 - t1, "sample": t3 - t2})
