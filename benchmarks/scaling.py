@@ -115,7 +115,8 @@ def population_convergence(fit: Path) -> dict[str, float]:
             sum(
                 np.prod(post[v].shape[2:])
                 for v in post.data_vars
-                if v in ("mu", "omega_free", "eta", "z0", "sigma") or str(v).endswith("_free")
+                if v in ("mu", "omega_free", "eta", "log_theta_centred", "z0", "sigma")
+                or str(v).endswith("_free")
             )
         ),
     }

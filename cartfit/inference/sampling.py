@@ -20,7 +20,7 @@ import xarray as xr
 from pymc.blocking import DictToArrayBijection
 
 from cartfit.inference.init import StartReport, multistart
-from cartfit.inference.whiten import FACTOR, LOC, hessian, laplace_factor, whitened_model
+from cartfit.inference.whiten import Factors, Whitened, whitened_model
 
 #: nutpie's divergence positions in the sampler's coordinates w, mapped to x = x̂ + L w
 _POSITIONS = ("divergence_start", "divergence_end")
@@ -53,14 +53,14 @@ def _raveled(pm_model: pm.Model, point: dict, info) -> np.ndarray:
     return DictToArrayBijection.map({name: values[name] for name, *_ in info}).data
 
 
-def _map_positions(stats: xr.Dataset, loc: np.ndarray, factor: np.ndarray) -> xr.Dataset:
+def _map_positions(stats: xr.Dataset, whitened: Whitened, factors: Factors) -> xr.Dataset:
     """Divergence positions (chain, draw, coordinate; NaN where none) from w to x = x̂ + L w;
     gradient and momentum, in the sampler's coordinates, are dropped."""
     stats = stats.drop_vars([v for v in _DIRECTIONS if v in stats])
     for name in _POSITIONS:
         if name in stats:
             w = np.asarray(stats[name].values, float)
-            stats[name] = (stats[name].dims, loc + w @ factor.T)
+            stats[name] = (stats[name].dims, whitened.x_of(w, factors))
     return stats
 
 
@@ -90,15 +90,14 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
 
     t1 = time.perf_counter()
     start = None
-    loc, factor = whitened.x_init, np.eye(whitened.n_dim)
+    loc = whitened.x_init
     if start_point is not None:
         loc = _raveled(pm_model, start_point, whitened.point_map_info)
     elif settings.n_starts > 0:
         start = multistart(logp_dlogp, whitened.x_init, settings.n_starts, settings.seed)
         loc = start.x
-    if anchored:
-        factor = laplace_factor(hessian(logp_dlogp, loc))
-    compiled = compiled.with_data(**{LOC: loc, FACTOR: factor})
+    factors = whitened.laplace(logp_dlogp, loc) if anchored else whitened.identity(loc)
+    compiled = compiled.with_data(**factors.data())
     t2 = time.perf_counter()
     tree = nutpie.sample(
         compiled,
@@ -120,6 +119,6 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     posterior = posterior.drop_dims([d for d in posterior.dims if d.startswith("w_dim")])
     posterior.attrs["sampling_time"] = t3 - t2
     posterior.attrs["tuning_steps"] = settings.tune
-    stats = _map_positions(tree["sample_stats"].to_dataset(), loc, factor)
+    stats = _map_positions(tree["sample_stats"].to_dataset(), whitened, factors)
     out = xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
     return Sampled(out, start, {"compile": t1 - t0, "optimise": t2 - t1, "sample": t3 - t2})

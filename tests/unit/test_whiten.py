@@ -1,6 +1,7 @@
 """Laplace whitening: the sampled model's density and outputs equal the original's under
-x = x̂ + L w, the factor inverts a Gaussian's precision, and the sampler returns the original
-variables with divergence positions in the original coordinates."""
+x = x̂ + L w, the block factors invert the Hessian's diagonal blocks (and the subject–subject
+blocks they leave out are zero), and the sampler returns the original variables with
+divergence positions in the original coordinates."""
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from pymc.blocking import DictToArrayBijection, RaveledVars
 
 from cartfit.data import load_cohort
 from cartfit.inference import FitSettings, build_model, prepare
-from cartfit.inference.whiten import hessian, laplace_factor, whitened_model
+from cartfit.inference.whiten import Factors, laplace_factor, whitened_model
 from cartfit.io import write_cohort
 from cartfit.models import get_model
 
@@ -39,48 +40,98 @@ def pm_model(tmp_path_factory):
 def _original(pm_model):
     fn = pm_model.logp_dlogp_function(ravel_inputs=True)
     fn.set_extra_values({})
-    return fn
+    return lambda x: tuple(np.asarray(v, float) for v in fn(x))
+
+
+def _random_factors(whitened, rng) -> Factors:
+    n_p = whitened.pop_idx.size
+    n_s, k = whitened.subj_idx.shape
+    return Factors(
+        whitened.x_init + 0.3 * rng.standard_normal(whitened.n_dim),
+        np.eye(n_p) + 0.1 * rng.standard_normal((n_p, n_p)),
+        np.eye(k) + 0.1 * rng.standard_normal((n_s, k, k)),
+        0.1 * rng.standard_normal((n_s, k, n_p)),
+    )
 
 
 def test_whitened_density_and_outputs_are_the_original_ones(pm_model):
-    """At random x̂, L, w: the whitened log density is the original's at x = x̂ + L w (to 1e-10)
-    and its deterministics (free variables on their own scale, theta) equal the original's."""
-    w_model = whitened_model(pm_model)
+    """With the identity the whitened density at w = x is the original's at x (what the
+    multi-start optimisation uses); at random x̂, blocks and w it is the original's at
+    x = x̂ + L w (to 1e-10) and its deterministics (free variables on their own scale, theta)
+    equal the original's; every coordinate is a population or one subject's coordinate."""
+    whitened = whitened_model(pm_model)
+    assert sorted(np.r_[whitened.pop_idx, whitened.subj_idx.ravel()]) == list(range(whitened.n_dim))
+    assert whitened.subj_idx.shape == (2, 6)  # eta (1) + centred (3) + initial states (2)
     rng = np.random.default_rng(1)
-    n = w_model.n_dim
-    loc = w_model.x_init + 0.3 * rng.standard_normal(n)
-    factor = np.eye(n) + 0.1 * rng.standard_normal((n, n))
-    w = 0.5 * rng.standard_normal(n)
-    x = loc + factor @ w
-    m = w_model.model
-    w_model.loc.set_value(loc)
-    w_model.factor.set_value(factor)
-    logp_w = m.compile_logp()({"w": w})
-    assert logp_w == pytest.approx(float(_original(pm_model)(x)[0]), abs=1e-10)
-    point = DictToArrayBijection.rmap(RaveledVars(x, w_model.point_map_info))
+    factors = _random_factors(whitened, rng)
+    w = 0.5 * rng.standard_normal(whitened.n_dim)
+    x = whitened.x_of(w, factors)
+    m = whitened.model
+    identity = whitened.identity()
+    assert np.array_equal(whitened.x_of(w, identity), w)  # the optimisation relies on this
+    for name, value in identity.data().items():
+        whitened.shared[name].set_value(value)
+    assert m.compile_logp()({"w": w}) == pytest.approx(_original(pm_model)(w)[0], abs=1e-10)
+    for name, value in factors.data().items():
+        whitened.shared[name].set_value(value)
+    assert m.compile_logp()({"w": w}) == pytest.approx(_original(pm_model)(x)[0], abs=1e-10)
+    point = DictToArrayBijection.rmap(RaveledVars(x, whitened.point_map_info))
+    names = ("mu", "omega_free", "theta")
     constrained = pm_model.compile_fn(
-        pm_model.replace_rvs_by_values([pm_model[k] for k in ("mu", "omega_free", "theta")]),
+        pm_model.replace_rvs_by_values([pm_model[k] for k in names]),
         inputs=pm_model.value_vars,
         on_unused_input="ignore",
     )(point)
-    whitened = m.compile_fn([m["mu"], m["omega_free"], m["theta"]], inputs=[m["w"]])({"w": w})
-    for a, b in zip(constrained, whitened, strict=True):
+    sampled = m.compile_fn([m[k] for k in names], inputs=[m["w"]])({"w": w})
+    for a, b in zip(constrained, sampled, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
-def test_laplace_factor_inverts_a_gaussian_precision():
-    """For log p = -x'Qx/2 the central-difference Hessian is Q (exact for a quadratic) and
-    L L' = Q^-1; eigenvalues below the floor (a flat direction) are raised to it."""
+def test_subjects_are_conditionally_independent(pm_model):
+    """The full central-difference Hessian of the model has no subject–subject block, which is
+    what lets the whitening perturb every subject at once and factor the arrow structure."""
+    whitened = whitened_model(pm_model)
+    logp_dlogp = _original(pm_model)
+    x = whitened.x_init + 0.2 * np.random.default_rng(3).standard_normal(whitened.n_dim)
+    n, step = whitened.n_dim, 1e-4
+    h = np.empty((n, n))
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = step
+        h[:, i] = -(logp_dlogp(x + e)[1] - logp_dlogp(x - e)[1]) / (2 * step)
+    s1, s2 = whitened.subj_idx
+    assert np.abs(h[np.ix_(s1, s2)]).max() < 1e-6 * np.abs(h).max()
+    assert np.abs(h[np.ix_(s1, whitened.pop_idx)]).max() > 1e-3  # coupled to the population
+
+
+def test_factor_is_the_exact_inverse_of_an_arrow_precision(pm_model):
+    """For log p = -x'Qx/2 with Q positive definite and arrow-structured on the model's
+    layout, the assembled L (x = x̂ + L w) satisfies L L' = Q^-1, coupling included."""
+    whitened = whitened_model(pm_model)
+    n, pop, subj = whitened.n_dim, whitened.pop_idx, whitened.subj_idx
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((n, n))
+    q = a @ a.T / n + np.eye(n)
+    q[np.ix_(subj[0], subj[1])] = q[np.ix_(subj[1], subj[0])] = 0.0
+    assert np.linalg.eigvalsh(q).min() > 0.1  # still positive definite, above the floor
+    loc = rng.standard_normal(n)
+
+    def logp_dlogp(x):
+        return -0.5 * (x - loc) @ q @ (x - loc), -q @ (x - loc)
+
+    factors = whitened.laplace(logp_dlogp, loc, step=1e-3)
+    full = whitened.x_of(np.eye(n), factors) - loc  # row j: L e_j
+    np.testing.assert_allclose(full.T @ full, np.linalg.inv(q), rtol=1e-6, atol=1e-9)
+    assert np.abs(factors.coupling).max() > 1e-3 and pop.size == factors.population.shape[0]
+
+
+def test_laplace_factor_floors_flat_directions():
+    """L L' = Q^-1 for a positive definite Q; eigenvalues below the floor (a flat direction)
+    are raised to it; a non-finite block gives the identity."""
     rng = np.random.default_rng(2)
     a = rng.standard_normal((5, 5))
     q = a @ a.T + 0.5 * np.eye(5)
-
-    def logp_dlogp(x):
-        return -0.5 * x @ q @ x, -q @ x
-
-    h = hessian(logp_dlogp, rng.standard_normal(5))
-    np.testing.assert_allclose(h, q, rtol=1e-8, atol=1e-8)
-    factor = laplace_factor(h)
+    factor = laplace_factor(q)
     np.testing.assert_allclose(factor @ factor.T, np.linalg.inv(q), rtol=1e-8, atol=1e-10)
     flat = laplace_factor(np.diag([4.0, 1e-6]), floor=0.1)
     np.testing.assert_allclose(flat @ flat.T, np.diag([0.25, 10.0]), atol=1e-12)
@@ -100,11 +151,15 @@ def test_sampler_returns_original_variables_and_maps_divergences(pm_model):
         assert name in post.data_vars, name
     assert post["theta"].dims[2:] == ("subject", "parameter")
     assert len(sampled.start.log_densities) == 2
-
-    w = np.full((1, 2, 3), np.nan)
-    w[0, 1] = [1.0, 0.0, -1.0]
+    whitened = whitened_model(pm_model)
+    factors = _random_factors(whitened, np.random.default_rng(4))
+    w = np.full((1, 2, whitened.n_dim), np.nan)
+    w[0, 1] = np.linspace(-1, 1, whitened.n_dim)
     stats = xr.Dataset({"divergence_start": (("chain", "draw", "p"), w)})
-    loc, factor = np.array([1.0, 2.0, 3.0]), np.diag([2.0, 3.0, 4.0])
-    mapped = _map_positions(stats, loc, factor)["divergence_start"].values
+    mapped = _map_positions(stats, whitened, factors)["divergence_start"].values
     assert np.all(np.isnan(mapped[0, 0]))
-    np.testing.assert_allclose(mapped[0, 1], [3.0, 2.0, -1.0])
+    # the NumPy map is the one the compiled model applies: compare through the log density
+    for name, value in factors.data().items():
+        whitened.shared[name].set_value(value)
+    lp_w = whitened.model.compile_logp()({"w": w[0, 1]})
+    assert lp_w == pytest.approx(_original(pm_model)(mapped[0, 1])[0], abs=1e-10)
