@@ -30,8 +30,8 @@ an eigendecomposition, eigenvalues taken in absolute value and floored at ``EIGE
 (directions the data do not inform get a scale of at most ``EIGENVALUE_FLOOR``:sup:`-1/2`).
 The blocks cost ``2 (n_pop + k)`` gradients (``k`` coordinates per subject, all subjects
 perturbed at once) instead of ``2 n``, and applying :math:`L` costs :math:`O(n (k + n_{pop}))`
-rather than the :math:`O(n^2)` of a dense factor (at 200 subjects a dense one cost as much as
-the ODE solve; dropping the coupling :math:`G` made the 20-subject fit several times slower).
+rather than the :math:`O(n^2)` of a dense factor (at 200 subjects, 1,214 coordinates, a dense
+matrix–vector pair took 3.6 ms on a loaded core, about as long as the ODE solve).
 The map is linear with a constant Jacobian,
 so the posterior of :math:`x` is unchanged.
 
