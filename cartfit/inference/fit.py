@@ -55,6 +55,18 @@ class FitSettings:
     atol: float = 1e-5
     progress: bool = True
 
+    def __post_init__(self):
+        """Refuse settings nutpie would fail on (``tune = 0`` panics inside the sampler)."""
+        for name in ("chains", "tune", "draws", "cores", "max_treedepth"):
+            if getattr(self, name) < 1:
+                raise CartfitError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.n_starts < 0:
+            raise CartfitError(f"n_starts must be at least 0, got {self.n_starts}")
+        if not 0.0 < self.target_accept < 1.0:
+            raise CartfitError(f"target_accept must lie in (0, 1), got {self.target_accept}")
+        if not (self.rtol > 0 and self.atol > 0):
+            raise CartfitError(f"rtol and atol must be positive, got {self.rtol}, {self.atol}")
+
 
 @dataclass
 class FitReport:
@@ -283,7 +295,8 @@ def fit_cohort(
         if start.n_distinct > 1:
             diagnostics.notes.append(
                 f"multi-start optimisation found {start.n_distinct} distinct optima (log density "
-                f"{', '.join(f'{v:.1f}' for v in start.log_densities)}); chains started at the best"
+                f"{', '.join(f'{v:.1f}' for v in start.log_densities)}); "
+                "sampling started around the best"
             )
     if diagnostics.n_divergent:
         located = locate_divergences(pm_model, idata["sample_stats"], data.obs)

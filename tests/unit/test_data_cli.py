@@ -85,3 +85,17 @@ def test_bundled_carrgo_cohort_validates(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["validate", str(REPO / "data" / "carrgo")]) == 0
     out = capsys.readouterr().out
     assert "subjects      18" in out and "cell index" in out
+
+
+@pytest.mark.parametrize("option", [["--tune", "0"], ["--chains", "0"], ["--target-accept", "1.2"]])
+def test_fit_refuses_bad_sampler_settings_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str]
+) -> None:
+    """Settings nutpie cannot run (tune 0 makes it panic) stop with exit 2, a message naming
+    the setting, and no output file."""
+    out = tmp_path / "fit.nc"
+    args = ["fit", "data/example", "--model", "predator_prey", "--growth", "gompertz"]
+    code = main([*args, "--population", "--out", str(out), *option])
+    assert code == 2
+    assert option[0].lstrip("-").replace("-", "_") in capsys.readouterr().err
+    assert not out.exists()
