@@ -23,6 +23,7 @@ Gelman (2018) Bayesian Anal. 13:917–1007.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ def compare_fits(
     rows = []
     for name, row in table.iterrows():
         i, e = names.index(str(name)), est[str(name)]
-        notes = list(e.notes)
+        notes = _convergence_notes(trees[i]) + list(e.notes)
         if row["elpd_diff"] != 0.0 and e.pointwise.n < 100:
             notes.append("N < 100")
         elif row["elpd_diff"] != 0.0 and abs(row["elpd_diff"]) < 4:
@@ -179,6 +180,13 @@ def compare_fits(
     if len(out) > 1:
         out.loc[0, "indistinguishable"] = bool(close.any())
     return out[list(COLUMNS)]
+
+
+def _convergence_notes(tree) -> list[str]:
+    """The fit's own convergence problems: an elpd from chains that disagree (or a chain stuck
+    where the density is astronomically small) is not an estimate of anything."""
+    problems = json.loads(tree.attrs.get("diagnostics", "{}")).get("problems", [])
+    return [f"fit not converged: {p}" for p in problems if p.startswith("R-hat")]
 
 
 def subject_elpd(paths: Sequence[str | Path]) -> pd.DataFrame:

@@ -4,16 +4,18 @@ sampling.
 The model is compiled once by nutpie (numba backend), in whitened coordinates with the identity
 map (see :mod:`cartfit.inference.whiten`). Its compiled log density serves the multi-start
 optimisation and the Hessian at the optimum; the whitening is then set and each chain starts at
-a corner of the unit cube around the optimum, :math:`w \in \{-1, 1\}^d` (see
-:func:`corner_start`). The returned tree has the original model's free variables and
-deterministics in ``posterior`` (not ``w``), and nutpie's divergence positions mapped back to the
-original unconstrained coordinates.
+a corner of a cube around the optimum, :math:`w \in \{-r, r\}^d` with :math:`r = 1` unless
+the density there is implausibly low (see :func:`corner_start`). The returned tree has the
+original model's free variables and deterministics in ``posterior`` (not ``w``), and nutpie's
+divergence positions mapped back to the original unconstrained coordinates.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,21 +57,38 @@ def _raveled(pm_model: pm.Model, point: dict, info) -> np.ndarray:
     return DictToArrayBijection.map({name: values[name] for name, *_ in info}).data
 
 
-def corner_start(n_dim: int):
-    r"""Per-chain start points :math:`w_i = \pm 1` with random signs, a function of nutpie's
-    per-chain seed.
+#: radii tried for a chain's start, w = r s with s in {-1, 1}^d (0: the optimum itself)
+START_RADII = (1.0, 0.5, 0.25, 0.125, 0.0)
+
+
+def corner_start(log_density: Callable[[np.ndarray], float], n_dim: int, peak: float):
+    r"""Per-chain start points in whitened coordinates, a function of nutpie's per-chain seed:
+    :math:`w = r s` with random signs :math:`s_i = \pm 1` and the largest ``r`` of
+    :data:`START_RADII` at which ``log_density(w)`` has dropped from ``peak`` (its value at
+    the optimum, ``w = 0``) by at most :math:`r^2 d + 10`, twice the drop :math:`r^2 d / 2` of a
+    standard normal.
 
     In whitened coordinates the posterior is close to a standard normal, whose typical set lies
-    at :math:`|w| \approx \sqrt d` (log density ``d/2`` below the mode), and the gradient at
-    ``w`` is about ``-w``. nutpie sets its first mass matrix from the start point's gradient,
-    variance :math:`1/|\partial_i \log p|` clamped to [1e-20, 1e20]: at a corner that is the
-    identity, the right answer, whereas at the optimum itself (gradient near 0) it is up to
-    1e20, and the first warm-up window is spent undoing it. Distinct corners also make the
-    chains' agreement (R-hat) a test rather than a given."""
+    at :math:`|w| \approx \sqrt d`, and the gradient at ``w`` is about ``-w``. nutpie sets its
+    first mass matrix from the start point's gradient, variance :math:`1/|\partial_i \log p|`
+    clamped to [1e-20, 1e20]: at a corner (``r = 1``) that is the identity, the right answer,
+    whereas at the optimum itself (gradient near 0) it is up to 1e20, and the first warm-up
+    window is spent undoing it. Distinct corners also make the chains' agreement (R-hat) a
+    test rather than a given. Where the Laplace approximation is poor (a wall in the posterior,
+    floored Hessian eigenvalues), a unit corner can land where the density is astronomically
+    small and the chain never leaves it (seen with the logistic law on data/example: step size
+    3e-13, log-likelihood -1.9e23); the radius is halved until the drop is plausible."""
+    lock = threading.Lock()  # nutpie asks from its worker threads
 
     def start(seed) -> np.ndarray:
         rng = np.random.default_rng(np.asarray(seed, dtype=np.uint64).ravel().tolist())
-        return rng.choice(np.array([-1.0, 1.0]), size=n_dim)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=n_dim)
+        with lock:
+            for r in START_RADII:
+                drop = peak - log_density(r * signs)
+                if np.isfinite(drop) and drop <= r * r * n_dim + 10.0:
+                    return r * signs
+        return np.zeros(n_dim)
 
     return start
 
@@ -121,7 +140,12 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     factors = whitened.laplace(logp_dlogp, loc) if anchored else whitened.identity(loc)
     compiled = compiled.with_data(**factors.data())
     if anchored:
-        compiled = dataclasses.replace(compiled, initial_point_func=corner_start(compiled.n_dim))
+
+        def log_density(w):
+            return logp_dlogp(whitened.x_of(w, factors))[0]
+
+        starts = corner_start(log_density, whitened.n_dim, log_density(np.zeros(whitened.n_dim)))
+        compiled = dataclasses.replace(compiled, initial_point_func=starts)
     t2 = time.perf_counter()
     tree = nutpie.sample(
         compiled,

@@ -17,7 +17,7 @@ N_CHAIN, N_DRAW = 2, 200
 
 
 def write_fit(path, y, subjects, mean, spread, model="predator_prey", growth="gompertz",
-              sha="abc123", seed=0, outlier=False):  # fmt: skip
+              sha="abc123", seed=0, outlier=False, problems=()):  # fmt: skip
     """A fit file with the layout of cartfit.inference.fitfile: the posterior predictive mean of
     ln y is ``mean + spread * noise`` per draw, the log-likelihood is log-normal with sigma 0.3."""
     rng = np.random.default_rng(seed)
@@ -51,7 +51,8 @@ def write_fit(path, y, subjects, mean, spread, model="predator_prey", growth="go
                                                   np.zeros((N_CHAIN, N_DRAW), bool))}),
     })  # fmt: skip
     tree.attrs.update({"model": model, "growth": growth, "mode": "population",
-                       "subjects": json.dumps(subj_ids), "data_sha256": sha})  # fmt: skip
+                       "subjects": json.dumps(subj_ids), "data_sha256": sha,
+                       "diagnostics": json.dumps({"problems": list(problems)})})  # fmt: skip
     tree.to_netcdf(path, engine="netcdf4")
     return path
 
@@ -109,6 +110,21 @@ def test_bad_pareto_k_counted_and_warned(tmp_path, data):
     # refits would need the cohort, which this synthetic fit does not name
     with pytest.raises(CartfitError, match=r"a\.nc: the fit names no cohort folder"):
         compare_fits([a])
+
+
+def test_unconverged_fit_is_warned(tmp_path, data):
+    """A fit whose chains disagree carries its R-hat problem into the comparison's warning;
+    other problems (divergences) are the fit's own report, not the comparison's."""
+    truth, y, subjects = data
+    problems = ["R-hat > 1.01 for 126 quantities (worst 2.814)", "3 divergent transitions"]
+    a = write_fit(tmp_path / "a.nc", y, subjects, truth, 0.05, seed=3, problems=problems)
+    b = write_fit(tmp_path / "b.nc", y, subjects, truth, 0.05, growth="logistic", seed=4)
+    table = compare_fits([a, b]).set_index("growth")
+    assert table.loc["gompertz", "warning"].startswith(
+        "fit not converged: R-hat > 1.01 for 126 quantities (worst 2.814)"
+    )
+    assert "divergent" not in table.loc["gompertz", "warning"]
+    assert "not converged" not in table.loc["logistic", "warning"]
 
 
 def test_refuses_fits_of_different_data(tmp_path, data):

@@ -165,14 +165,29 @@ def test_sampler_returns_original_variables_and_maps_divergences(pm_model):
     assert lp_w == pytest.approx(_original(pm_model)(mapped[0, 1])[0], abs=1e-10)
 
 
-def test_chains_start_at_distinct_corners_of_the_unit_cube():
+def test_chains_start_at_distinct_corners_closer_in_where_the_density_is_implausible():
     """Each chain's start is w = ±1 (nutpie's first mass matrix 1/|grad| is then the identity
-    for a standard normal), the same for the same seed and different between seeds."""
+    for a standard normal), the same for the same seed and different between seeds; where the
+    density at the corner has dropped far more than a standard normal's, the corner shrinks
+    towards the optimum, down to the optimum itself."""
     from cartfit.inference.sampling import corner_start
 
-    start = corner_start(500)
+    def normal(w):
+        return -0.5 * float(w @ w)
+
+    start = corner_start(normal, 500, 0.0)
     a, b = start(7), start(8)
     assert a.shape == (500,) and set(np.unique(a)) == {-1.0, 1.0}
     assert np.array_equal(a, start(7))
     assert 150 < np.sum(a != b) < 350  # independent signs: about half differ
     assert abs(a.mean()) < 0.2
+
+    def walled(w):  # a wall at |w_0| > 0.3, astronomically low beyond (as a blown-up solution)
+        return normal(w) - (1e23 if abs(w[0]) > 0.3 else 0.0)
+
+    assert set(np.abs(corner_start(walled, 500, 0.0)(7))) == {0.25}
+
+    def nowhere(w):  # only the optimum is finite
+        return 0.0 if not np.any(w) else -np.inf
+
+    assert not np.any(corner_start(nowhere, 500, 0.0)(7))
