@@ -23,7 +23,6 @@ Gelman (2018) Bayesian Anal. 13:917–1007.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from cartfit.analysis.crossval import (
 )
 from cartfit.analysis.elpd import compare_pointwise
 from cartfit.errors import CartfitError
+from cartfit.inference.fitfile import stored_problems
 
 DEFAULT_MAX_REFITS = 10
 COLUMNS = (
@@ -185,8 +185,7 @@ def compare_fits(
 def _convergence_notes(tree) -> list[str]:
     """The fit's own convergence problems: an elpd from chains that disagree (or a chain stuck
     where the density is astronomically small) is not an estimate of anything."""
-    problems = json.loads(tree.attrs.get("diagnostics", "{}")).get("problems", [])
-    return [f"fit not converged: {p}" for p in problems if p.startswith("R-hat")]
+    return [f"fit not converged: {p}" for p in stored_problems(tree.attrs) if p.startswith("R-hat")]
 
 
 def subject_elpd(paths: Sequence[str | Path]) -> pd.DataFrame:

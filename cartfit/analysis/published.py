@@ -41,7 +41,6 @@ of dexamethasone*, github.com/alexbbrummer/CARRGODEX (``fit_parameters.csv``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from cartfit.errors import CartfitError, Problem, ValidationError
+from cartfit.inference.fitfile import stored_problems
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -223,7 +223,7 @@ def published_comparison_table(
 
 
 def _convergence_note(attrs: dict) -> str:
-    problems = json.loads(attrs.get("diagnostics", "{}")).get("problems", [])
+    problems = stored_problems(attrs)
     return "fit not converged: " + "; ".join(problems) if problems else ""
 
 

@@ -41,6 +41,9 @@ cohort.yaml), ``diagnostics`` (JSON summary), ``created`` (ISO time); population
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 POSTERIOR_PARAMS = "theta"
 POSTERIOR_LOG_Y0 = "log_y0"
 POSTERIOR_SIGMA = "sigma"
@@ -62,3 +65,9 @@ ROOT_ATTRS = (
     "diagnostics",
     "created",
 )
+
+
+def stored_problems(attrs: Mapping[str, str]) -> list[str]:
+    """The convergence problems ``cartfit fit`` stored in a fit's ``diagnostics`` attribute
+    (``R-hat > 1.01 for ...``, ``... divergent transitions``); empty if none are stored."""
+    return list(json.loads(attrs.get("diagnostics", "{}")).get("problems", []))
