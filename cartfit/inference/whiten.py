@@ -101,11 +101,7 @@ class Whitened:
         return self.x_init.size
 
     def identity(self, loc: np.ndarray | None = None) -> Factors:
-        n_s, k = self.subj_idx.shape
-        loc = np.zeros(self.n_dim) if loc is None else np.asarray(loc, float)
-        n_p = self.pop_idx.size
-        eye_k = np.broadcast_to(np.eye(k), (n_s, k, k))
-        return Factors(loc, np.eye(n_p), eye_k, np.zeros((n_s, k, n_p)))
+        return _identity(self.n_dim, self.pop_idx, self.subj_idx, loc)
 
     def laplace(self, logp_dlogp: Callable, loc: np.ndarray, step: float = HESSIAN_STEP):
         """The block factors from the negative Hessian at ``loc`` (central differences of the
@@ -139,6 +135,14 @@ class Whitened:
         return x
 
 
+def _identity(n: int, pop_idx: np.ndarray, subj_idx: np.ndarray, loc=None) -> Factors:
+    """Factors of the identity map x = x̂ + w (x̂ = 0 unless ``loc`` is given)."""
+    (n_s, k), n_p = subj_idx.shape, pop_idx.size
+    loc = np.zeros(n) if loc is None else np.asarray(loc, float)
+    eye_k = np.broadcast_to(np.eye(k), (n_s, k, k))
+    return Factors(loc, np.eye(n_p), eye_k, np.zeros((n_s, k, n_p)))
+
+
 def _layout(pm_model: pm.Model, info) -> tuple[np.ndarray, np.ndarray]:
     """Population coordinates, and each subject's (variables whose first dim is ``subject``)."""
     value_to_rv = {pm_model.rvs_to_values[rv].name: rv.name for rv in pm_model.free_RVs}
@@ -165,12 +169,9 @@ def whitened_model(pm_model: pm.Model) -> Whitened:
     raveled = DictToArrayBijection.map({v.name: ip[v.name] for v in value_vars})
     n = raveled.data.size
     pop_idx, subj_idx = _layout(pm_model, raveled.point_map_info)
-    n_p, (n_s, k) = pop_idx.size, subj_idx.shape
     shared = {
-        LOC: pytensor.shared(np.zeros(n), name=LOC),
-        POP: pytensor.shared(np.eye(n_p), name=POP),
-        SUBJECT: pytensor.shared(np.broadcast_to(np.eye(k), (n_s, k, k)).copy(), name=SUBJECT),
-        COUPLING: pytensor.shared(np.zeros((n_s, k, n_p)), name=COUPLING),
+        name: pytensor.shared(value, name=name)
+        for name, value in _identity(n, pop_idx, subj_idx).data().items()
     }
     order = np.concatenate([pop_idx, subj_idx.ravel()])
     free = list(pm_model.free_RVs)
@@ -208,7 +209,7 @@ def arrow_factors(
     n_s, k, n_p = b.shape
     l_subj = np.empty((n_s, k, k))
     d_inv_b = np.empty((n_s, k, n_p))
-    schur = 0.5 * (a + a.T)
+    schur = a  # symmetrised by laplace_factor
     for s in range(n_s):
         l_subj[s] = laplace_factor(d[s], floor)
         d_inv_b[s] = l_subj[s] @ (l_subj[s].T @ b[s])
