@@ -20,6 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
+import numpy as np
+
 from cartfit.parameters import Parameter
 
 
@@ -118,3 +121,24 @@ def check_priors(
             f"parameters without a prior {sorted(names - keys)}, "
             f"priors without a parameter {sorted(keys - names)}"
         )
+
+
+def pure_kernels(rhs_into: Callable, jac_into: Callable, n_states: int, n_params: int):
+    """``(rhs, jac)`` returning new arrays, from a model's in-place kernels
+    ``rhs_into(t, y, p, out)`` and ``jac_into(t, y, p, jy, jp)`` (which expects zeroed ``jy``,
+    ``jp``); the solver calls the in-place ones, tests and references the pure ones."""
+
+    @numba.njit(error_model="numpy")
+    def rhs(t, y, params):
+        dy = np.empty(n_states)
+        rhs_into(t, y, params, dy)
+        return dy
+
+    @numba.njit(error_model="numpy")
+    def jac(t, y, params):
+        jy = np.zeros((n_states, n_states))
+        jp = np.zeros((n_states, n_params))
+        jac_into(t, y, params, jy, jp)
+        return jy, jp
+
+    return rhs, jac

@@ -32,7 +32,7 @@ import numpy as np
 
 from cartfit.growth.base import GrowthLaw
 from cartfit.models import two_state
-from cartfit.models.base import ODEModel, Parameter
+from cartfit.models.base import ODEModel, Parameter, pure_kernels
 
 KILL_RATE = Parameter(
     "kill_rate", "k", "1/(scaled CAR T · day)", "CAR T killing rate per unit CAR T level", 0.5, 1.0
@@ -73,18 +73,7 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
         jp[1, n_g + 1] = eu
         jp[1, n_g + 2] = -1.0
 
-    @numba.njit(error_model="numpy")
-    def rhs(t, y, params):
-        dy = np.empty(2)
-        rhs_into(t, y, params, dy)
-        return dy
-
-    @numba.njit(error_model="numpy")
-    def jac(t, y, params):
-        jy = np.zeros((2, 2))
-        jp = np.zeros((2, n_g + 3))
-        jac_into(t, y, params, jy, jp)
-        return jy, jp
+    rhs, jac = pure_kernels(rhs_into, jac_into, 2, n_g + 3)
 
     return ODEModel(
         name="predator_prey",
