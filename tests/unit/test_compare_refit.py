@@ -20,6 +20,9 @@ from cartfit.errors import CartfitError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "example"
 LIGHT = {"chains": 1, "tune": 60, "draws": 60, "cores": 1, "n_starts": 0}
+#: for a comparison of Monte Carlo estimates: with 60 draws the PSIS and exact elpd of one point
+#: moved by more than 1 when the compiled kernels were rebuilt (same arithmetic, other draws)
+STEADY = {"chains": 2, "tune": 300, "draws": 300, "cores": 1, "n_starts": 0}
 
 
 def logmeanexp(x: np.ndarray) -> float:
@@ -211,7 +214,7 @@ def test_refit_leaves_out_exactly_one_row(tmp_path, example_copy, monkeypatch):
     from cartfit.inference.predict import fit_model, load_fit, observation_means, posterior_draws
 
     out = tmp_path / "s01.nc"
-    settings = FitSettings(progress=False, **LIGHT)
+    settings = FitSettings(progress=False, **STEADY)
     fit_cohort(example_copy, model="predator_prey", growth="gompertz", subject="S01", out=out,
                settings=settings)  # fmt: skip
     tree = load_fit(out)
@@ -229,7 +232,7 @@ def test_refit_leaves_out_exactly_one_row(tmp_path, example_copy, monkeypatch):
         return seen["data"], seen["idata"]
 
     monkeypatch.setattr(R, "posterior_without", spy)
-    exact = R.exact_loo_point(tree, cohort, index, R.refit_settings(tree, LIGHT))
+    exact = R.exact_loo_point(tree, cohort, index, R.refit_settings(tree, STEADY))
 
     key = ["subject", "analyte", "time"]
     full = cohort.observations[key].astype(str).agg("|".join, axis=1)
