@@ -25,6 +25,8 @@ import pandas as pd
 import pymc as pm
 from pymc.blocking import DictToArrayBijection, RaveledVars
 
+from cartfit.inference.fitfile import DIVERGENCE_NOTE
+
 #: nutpie's per-draw divergence positions (ragged object arrays: not written to the fit file)
 POSITION_STATS = (
     "divergence_start",
@@ -109,7 +111,7 @@ def divergence_note(located: pd.DataFrame, n_divergent: int) -> str | None:
     )
     steep = Counter(located["steepest"])
     return (
-        f"divergences located ({len(located)} of {n_divergent}): the observation whose "
+        f"{DIVERGENCE_NOTE} ({len(located)} of {n_divergent}): the observation whose "
         "log-likelihood term changes most across the diverging step: "
         + ", ".join(f"{k} ×{v}" for k, v in where.most_common(5))
         + "; steepest direction: "

@@ -66,8 +66,19 @@ ROOT_ATTRS = (
     "created",
 )
 
+#: opening words of the note that says where a fit's divergences happened (the report shows it)
+DIVERGENCE_NOTE = "divergences located"
+
+
+def stored_diagnostics(attrs: Mapping[str, str]) -> dict:
+    """The diagnostics ``cartfit fit`` stored as JSON in a fit's ``diagnostics`` attribute
+    (``max_r_hat``, ``problems``, ``notes``, ...); empty if none are stored. Raises
+    ``ValueError`` if the attribute is not JSON."""
+    text = attrs.get("diagnostics")
+    return json.loads(text) if text else {}
+
 
 def stored_problems(attrs: Mapping[str, str]) -> list[str]:
-    """The convergence problems ``cartfit fit`` stored in a fit's ``diagnostics`` attribute
-    (``R-hat > 1.01 for ...``, ``... divergent transitions``); empty if none are stored."""
-    return list(json.loads(attrs.get("diagnostics", "{}")).get("problems", []))
+    """The convergence problems stored in a fit's diagnostics (``R-hat > 1.01 for ...``,
+    ``... divergent transitions``); empty if none are stored."""
+    return list(stored_diagnostics(attrs).get("problems", []))

@@ -8,7 +8,6 @@ different region (Vehtari et al., Bayesian Anal. 16:667, 2021).
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +16,7 @@ import xarray as xr
 from scipy import stats
 
 from cartfit.errors import CartfitError
+from cartfit.inference.fitfile import stored_diagnostics
 from cartfit.plotting import style
 from cartfit.plotting.fitdata import fit_caption
 
@@ -65,8 +65,8 @@ def diagnostics_table(tree: xr.DataTree) -> pd.DataFrame:
     the posterior and sample statistics when it is absent. ``ok`` is NA for rows that are
     reported but not judged (tail ESS, number of draws).
     """
-    d = json.loads(tree.attrs["diagnostics"]) if tree.attrs.get("diagnostics") else None
-    if d is None:
+    d = stored_diagnostics(tree.attrs)
+    if not d:
         per = parameter_diagnostics(tree)
         ss = tree["sample_stats"] if "sample_stats" in tree else {}
         div = int(np.asarray(ss["diverging"]).sum()) if "diverging" in ss else 0

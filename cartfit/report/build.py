@@ -9,7 +9,6 @@ embedded as they are; missing or stale ones are drawn and saved there first.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from cartfit.errors import CartfitError
+from cartfit.inference.fitfile import DIVERGENCE_NOTE, stored_diagnostics
 from cartfit.report import html as H
 from cartfit.report.contents import FIT_STEM, SECTIONS, Item, Results, items
 from cartfit.report.figures import make_figure
@@ -46,9 +46,9 @@ def fit_problems(attrs: dict[Path, dict[str, str]]) -> list[str]:
     lines = []
     for path, a in attrs.items():
         try:
-            diag = json.loads(a.get("diagnostics", "{}"))
+            diag = stored_diagnostics(a)
             problems = list(diag.get("problems", []))
-            problems += [n for n in diag.get("notes", []) if n.startswith("divergences located")]
+            problems += [n for n in diag.get("notes", []) if n.startswith(DIVERGENCE_NOTE)]
         except ValueError:
             problems = ["its diagnostics could not be read"]
         if problems:
