@@ -110,41 +110,43 @@ def cartfit_gradient(prob: Problem, point: np.ndarray, n_evals: int = 20_000) ->
     inflate), ``call_s`` from Python (adds the call overhead).
     """
     import numba
-    import nutpie
 
     from cartfit.data import load_cohort
     from cartfit.inference import FitSettings, build_model, prepare
+    from cartfit.inference.compiled import compile_model
     from cartfit.models import get_model
 
     ode = get_model(MODEL, GROWTH)
     data = prepare(load_cohort(prob.cohort), ode, [prob.subject])
     s = FitSettings()
     pm_model = build_model(ode, data, rtol=s.rtol, atol=s.atol)
-    compiled = nutpie.compile_pymc_model(pm_model, backend="numba")
+    compiled = compile_model(pm_model)
     names, slices, _ = compiled.shape_info
     if list(names[:3]) != ["z", "z0", "sigma_log__"] or compiled.n_dim != 9:
         raise RuntimeError(f"unexpected unconstrained layout {names[:3]} ({compiled.n_dim})")
     start = pm_model.initial_point()
     centre = np.concatenate([np.ravel(start[n]) for n in ("z", "z0", "sigma_log__")])
     fn = compiled.logp_func.vm.jit_fn
+    # the data are shared variables, passed after the point (see cartfit.inference.builder)
+    shared = tuple(np.asarray(v.get_value()) for v in compiled.logp_func.get_shared())
     x = np.ascontiguousarray(point, dtype=float)
-    logp, grad = fn(x)
+    logp, grad = fn(x, *shared)
 
     @numba.njit
-    def loop(x, n):
+    def loop(x, shared, n):
         acc = 0.0
         for _ in range(n):
-            acc += fn(x)[0][()]
+            acc += fn(x, *shared)[0][()]
         return acc
 
-    loop(x, 2)
+    loop(x, shared, 2)
     t0, c0 = time.perf_counter(), time.thread_time()
-    loop(x, n_evals)
+    loop(x, shared, n_evals)
     loop_s = (time.perf_counter() - t0) / n_evals
     loop_cpu_s = (time.thread_time() - c0) / n_evals
     t0 = time.perf_counter()
     for _ in range(n_evals // 4):
-        fn(x)
+        fn(x, *shared)
     call_s = (time.perf_counter() - t0) / (n_evals // 4)
     return {
         "logp": float(logp),

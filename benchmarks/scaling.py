@@ -52,11 +52,11 @@ def gradient_seconds(cohort: Path, fit: Path | None, n_evals: int) -> tuple[floa
     ``fit`` (or at the prior median if ``fit`` is None): wall clock and CPU time of this thread
     (not inflated by other processes on the CPU)."""
     import numba
-    import nutpie
     import xarray as xr
 
     from cartfit.data import load_cohort
     from cartfit.inference import FitSettings, build_model, prepare
+    from cartfit.inference.compiled import compile_model
     from cartfit.models import get_model
 
     ode = get_model(MODEL, GROWTH)
@@ -72,26 +72,28 @@ def gradient_seconds(cohort: Path, fit: Path | None, n_evals: int) -> tuple[floa
         if transform is not None:
             value = transform.forward(value, *rv.owner.inputs).eval()
         point[pm_model.rvs_to_values[rv].name] = value
-    compiled = nutpie.compile_pymc_model(pm_model, backend="numba")
+    compiled = compile_model(pm_model)
     names, slices, _ = compiled.shape_info
     x = np.empty(compiled.n_dim)
     for name, sl in zip(names, slices, strict=False):
         if name in point:
             x[sl] = np.ravel(point[name])
     fn = compiled.logp_func.vm.jit_fn
-    if not np.isfinite(fn(x)[0]):
+    # the data are shared variables, passed after the point (see cartfit.inference.builder)
+    shared = tuple(np.asarray(v.get_value()) for v in compiled.logp_func.get_shared())
+    if not np.isfinite(fn(x, *shared)[0]):
         raise RuntimeError("log density not finite at the timing point")
 
     @numba.njit
-    def loop(x, n):
+    def loop(x, shared, n):
         acc = 0.0
         for _ in range(n):
-            acc += fn(x)[0][()]
+            acc += fn(x, *shared)[0][()]
         return acc
 
-    loop(x, 2)
+    loop(x, shared, 2)
     t0, c0 = time.perf_counter(), time.thread_time()
-    loop(x, n_evals)
+    loop(x, shared, n_evals)
     return (time.perf_counter() - t0) / n_evals, (time.thread_time() - c0) / n_evals
 
 

@@ -37,12 +37,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 
 from cartfit.inference import priors as P
 from cartfit.inference.data import FitData
 from cartfit.inference.op import ODESolveOp
 from cartfit.models.base import ODEModel
+
+
+def _data(name: str, value) -> pt.TensorVariable:
+    """A data array as a shared variable ``data_<name>`` rather than a constant: the compiled
+    log density then depends on the model's structure, not on the data's values, and is loaded
+    from the compile cache for any cohort of the same structure (see
+    :mod:`cartfit.inference.compiled`)."""
+    return pytensor.shared(np.asarray(value), name=f"data_{name}")
 
 
 def covariate_matrix(data: FitData, model: ODEModel | None = None) -> pd.DataFrame:
@@ -108,8 +117,8 @@ def covariate_parameters(model: ODEModel) -> tuple[str, ...]:
 
 def _subject_log_params(model: ODEModel, data: FitData, population: bool):
     priors = P.parameter_priors(model, data)
-    log_m = np.log([priors[n]["median"] for n in model.parameter_names])
-    tau = np.array([priors[n]["log_sd"] for n in model.parameter_names])
+    log_m = _data("prior_log_median", np.log([priors[n]["median"] for n in model.parameter_names]))
+    tau = _data("prior_log_sd", [priors[n]["log_sd"] for n in model.parameter_names])
     if not population:
         z = pm.Normal("z", 0.0, 1.0, dims=("subject", "parameter"))
         return log_m + tau * z
@@ -128,7 +137,7 @@ def _subject_log_params(model: ODEModel, data: FitData, population: bool):
     loc = pt.broadcast_to(mu, (data.n_subjects, model.n_params))
     beta_sd = model.extras.get("covariate_sd", P.BETA_SD)
     for name, x in covariate_matrix(data, model).items():
-        x = x.to_numpy()
+        x = _data(f"covariate_{name}", x.to_numpy(float))
         beta_free = pm.Normal(f"beta_{name}_free", 0.0, beta_sd, dims="covariate_parameter")
         beta = pt.set_subtensor(pt.zeros(model.n_params)[cov_idx], beta_free)
         pm.Deterministic(f"beta_{name}", beta, dims="parameter")
@@ -168,6 +177,7 @@ def fixed_by_covariate(model: ODEModel, data: FitData) -> dict[int, np.ndarray]:
 
 def _log_initial_states(model: ODEModel, data: FitData, population: bool):
     mean, sd = P.initial_state_prior(model, data)
+    mean, sd = _data("initial_state_mean", mean), _data("initial_state_sd", sd)
     z0 = pm.Normal("z0", 0.0, 1.0, dims=("subject", "state"))
     return mean + sd * z0
 
@@ -194,32 +204,35 @@ def build_model(
     with pm.Model(coords=coords) as pm_model:
         log_theta = _subject_log_params(model, data, population)
         for j, values in fixed_by_covariate(model, data).items():
-            log_theta = pt.set_subtensor(log_theta[:, j], np.log(values))
+            log_theta = pt.set_subtensor(log_theta[:, j], _data(f"fixed_{j}", np.log(values)))
         log_y0 = _log_initial_states(model, data, population)
         pm.Deterministic("theta", pt.exp(log_theta), dims=("subject", "parameter"))
         pm.Deterministic("log_y0", log_y0, dims=("subject", "state"))
 
         op = ODESolveOp(model.name, model.growth, rtol=rtol, atol=atol)
-        ys, _, status = op(log_theta, log_y0, data.times, data.n_times)
+        ys, _, status = op(log_theta, log_y0, _data("times", data.times),
+                           _data("n_times", data.n_times))  # fmt: skip
         pm.Potential("solver_failed", pt.switch(pt.any(status > 0), -np.inf, 0.0))
 
-        s_idx = obs["subject_idx"].to_numpy()
-        t_idx = obs["time_idx"].to_numpy()
+        s_idx = _data("subject_idx", obs["subject_idx"].to_numpy())
+        t_idx = _data("time_idx", obs["time_idx"].to_numpy())
         states_at_obs = ys[s_idx, t_idx]  # (n_obs, n_states)
         preds = []
         for analyte in data.analytes:
             preds.append(model.observables[analyte](states_at_obs, pt))
-        pred = pt.stack(preds, axis=1)[np.arange(len(obs)), obs["analyte_idx"].to_numpy()]
-        pre = obs["pre"].to_numpy()
-        if pre.any():
+        analyte_idx = _data("analyte_idx", obs["analyte_idx"].to_numpy())
+        pred = pt.stack(preds, axis=1)[pt.arange(analyte_idx.shape[0]), analyte_idx]
+        if obs["pre"].to_numpy().any():
+            pre = _data("pre", obs["pre"].to_numpy(bool))
             log_b0 = model.observables["tumor"](log_y0, pt)[s_idx]
             growth_params = [pt.exp(log_theta[s_idx, k]) for k in range(growth.n_params)]
-            pre_pred = growth.log_solution(obs["time"].to_numpy(), log_b0, growth_params, pt)
+            time = _data("time", obs["time"].to_numpy(float))
+            pre_pred = growth.log_solution(time, log_b0, growth_params, pt)
             pred = pt.switch(pre, pre_pred, pred)
         pm.Deterministic("mu_obs", pred, dims="obs")
 
         sigma = pm.LogNormal("sigma", np.log(P.SIGMA_MEDIAN), P.SIGMA_LOG_SD, dims="analyte")
-        sigma_obs = sigma[obs["analyte_idx"].to_numpy()]
+        sigma_obs = sigma[analyte_idx]
         if likelihood == "student_t":
             dist = pm.StudentT.dist(nu=P.STUDENT_T_NU, mu=pred, sigma=sigma_obs)
         elif likelihood == "lognormal":
@@ -227,9 +240,9 @@ def build_model(
         else:
             raise ValueError(f"unknown likelihood {likelihood!r}; expected lognormal or student_t")
         lower = np.where(obs["blq"].to_numpy(), obs["log_lloq"].to_numpy(), -np.inf)
-        pm.Censored(
-            "y", dist, lower=lower, upper=None, observed=obs["log_value"].to_numpy(), dims="obs"
-        )
+        observed = _data("observed", obs["log_value"].to_numpy(float))
+        lower = _data("lower", lower)
+        pm.Censored("y", dist, lower=lower, upper=None, observed=observed, dims="obs")
     return pm_model
 
 

@@ -23,6 +23,7 @@ import pymc as pm
 import xarray as xr
 from pymc.blocking import DictToArrayBijection
 
+from cartfit.inference.compiled import compile_model
 from cartfit.inference.init import StartReport, multistart
 from cartfit.inference.whiten import Factors, Whitened, whitened_model
 
@@ -120,9 +121,7 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     t0 = time.perf_counter()
     whitened = whitened_model(pm_model)
     anchored = start_point is not None or settings.n_starts > 0
-    compiled = nutpie.compile_pymc_model(
-        whitened.model, backend="numba", jitter_rvs=set() if anchored else None
-    )
+    compiled = compile_model(whitened.model, jitter_rvs=set() if anchored else None)
     identity = compiled.logp_func  # x̂ = 0, L = I: the original log density and gradient
 
     def logp_dlogp(x):
