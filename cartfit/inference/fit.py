@@ -145,16 +145,19 @@ def assemble(
         for k in ("theta", "log_y0", "sigma")
     }
     n_chain, n_draw = post_ds.sizes["chain"], post_ds.sizes["draw"]
-    mu = observation_means(
-        model,
-        draws["theta"],
-        draws["log_y0"],
-        obs["subject_idx"].to_numpy(),
-        obs["time"].to_numpy(dtype=float),
-        obs["analyte"].to_numpy(),
-        settings.rtol,
-        settings.atol,
-    )
+    if "mu_obs" in post_ds:  # the sampler's own predictions at each draw, solved as it sampled
+        mu = post_ds["mu_obs"].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    else:
+        mu = observation_means(
+            model,
+            draws["theta"],
+            draws["log_y0"],
+            obs["subject_idx"].to_numpy(),
+            obs["time"].to_numpy(dtype=float),
+            obs["analyte"].to_numpy(),
+            settings.rtol,
+            settings.atol,
+        )
     sigma = draws["sigma"][:, obs["analyte_idx"].to_numpy()]
     log_value = obs["log_value"].to_numpy()
     blq = obs["blq"].to_numpy(dtype=bool)
