@@ -138,19 +138,9 @@ def _numba_funcify_ode_solve(op, node=None, **kwargs):
 
 def _cache_key(op: ODESolveOp) -> str:
     """Key for PyTensor's numba cache: the Op's props and the source of everything it compiles."""
-    import hashlib
-    import inspect
-    import sys
+    from cartfit.inference.solver import source_digest
 
-    from cartfit.inference import solver
-
-    model = op.model
-    sources = [
-        inspect.getsource(solver),
-        inspect.getsource(sys.modules[model.rhs.py_func.__module__]),
-    ]
-    growth = model.extras.get("growth_law")
-    if growth is not None:
-        sources.append(inspect.getsource(sys.modules[growth.per_capita.py_func.__module__]))
-    digest = hashlib.sha256("\n".join(sources).encode()).hexdigest()
-    return f"cartfit-ode-{op.model_name}-{op.growth}-{op.rtol}-{op.atol}-{op.max_steps}-{digest}"
+    return (
+        f"cartfit-ode-{op.model_name}-{op.growth}-{op.rtol}-{op.atol}-{op.max_steps}-"
+        f"{source_digest()}"
+    )

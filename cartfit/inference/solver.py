@@ -26,7 +26,10 @@ ODEs I* (1993), II.4 (step control) and I.14 (internal differentiation).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -252,5 +255,58 @@ def get_batch_solver(model: ODEModel, with_sens: bool = True) -> Callable:
     """
     key = (id(model), with_sens)
     if key not in _SOLVERS:
-        _SOLVERS[key] = _make_batch_solver(model, with_sens)
+        solve = _make_batch_solver(model, with_sens)
+        disk_key = cache_key(model, f"solver-{with_sens}")
+        if disk_key is not None:
+            _cache_on_disk(solve, disk_key)
+        _SOLVERS[key] = solve
     return _SOLVERS[key]
+
+
+def _cache_on_disk(dispatcher, key: str) -> None:
+    """Cache a compiled closure in PyTensor's numba cache directory under ``key``.
+
+    numba keys a closure's cache entry by its pickled cell contents, which for these closures
+    (other compiled closures) differ in every process: each process would add an entry and
+    never load one. ``key`` already fixes what the closure computes (:func:`cache_key`), so the
+    entry is keyed by it alone. Uses numba's ``FunctionCache`` internals; without them the
+    function is simply not cached."""
+    try:
+        from numba.core.caching import FunctionCache
+        from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+        class _KeyedCache(FunctionCache):
+            def _index_key(self, sig, codegen):
+                return (sig, codegen.magic_tuple(), (key,))
+
+        CACHED_SRC_FUNCTIONS[dispatcher.py_func] = key  # PyTensor's locator finds it there
+        dispatcher._cache = _KeyedCache(dispatcher.py_func)
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - other numba internals
+        pass
+
+
+@functools.cache
+def source_digest() -> str:
+    """SHA-256 of the source of everything a solver compiles: this module and every model and
+    growth-law module (kernels import helpers from their neighbours)."""
+    root = Path(__file__).resolve().parent.parent
+    files = [Path(__file__).resolve(), *sorted((root / "models").glob("*.py")),
+             *sorted((root / "growth").glob("*.py"))]  # fmt: skip
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(model: ODEModel, what: str) -> str | None:
+    """Key of a compiled function of ``model`` in PyTensor's numba cache, or None (not cached)
+    for a model that is not the registry's (``cartfit.models.get_model``): only a registered
+    model is fixed by its name and growth law."""
+    from cartfit.models import MODEL_NAMES, get_model
+
+    growth = model.extras.get("growth_law")
+    if growth is None or model.name not in MODEL_NAMES:
+        return None
+    if get_model(model.name, growth.name) is not model:
+        return None
+    return f"cartfit-{what}-{model.name}-{growth.name}-{source_digest()}"

@@ -99,3 +99,41 @@ def test_second_subject_loads_the_compiled_callbacks_from_the_cache():
     code, logp, grad = _callback_logp(compiled, x)
     assert code == 0
     assert logp == pytest.approx(_reference(pm_model, compiled, x)[0], rel=1e-12, abs=1e-9)
+
+
+SOLVE_ONCE = """
+import numpy as np
+from cartfit.inference.solver import get_batch_solver
+from cartfit.models import get_model
+ode = get_model("predator_prey", "logistic")
+solve = get_batch_solver(ode, False)
+ys, _, status = solve(np.zeros((1, ode.n_params)), np.zeros((1, ode.n_states)),
+                      np.array([[1.0, 2.0]]), np.array([2]), 1e-5, 1e-5, 1000)
+print(sum(solve.stats.cache_hits.values()), repr(float(ys.sum())), int(status[0]))
+"""
+
+
+def test_solver_is_compiled_once_per_machine_not_per_process():
+    """The solver closure is loaded from disk by a second process (numba alone would key it by
+    its closure cells, which differ in every process, and never find it)."""
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", SOLVE_ONCE], capture_output=True, text=True, check=True
+        ).stdout.split()  # fmt: skip
+        for _ in range(2)
+    ]
+    assert runs[1][0] == "1"
+    assert runs[0][1:] == runs[1][1:] and runs[1][2] == "0"
+
+
+def test_only_registered_models_get_a_cache_key():
+    from cartfit.growth import get_growth_law
+    from cartfit.inference.solver import cache_key
+    from cartfit.models import get_model, make_predator_prey
+
+    assert cache_key(get_model("predator_prey", "gompertz"), "x").startswith("cartfit-x-")
+    # same name and growth law, but not the registry's object: its kernels could differ
+    assert cache_key(make_predator_prey(get_growth_law("gompertz")), "x") is None
