@@ -124,11 +124,12 @@ def compile_model(model, jitter_rvs=None):
     import nutpie
 
     try:
-        from nutpie.compile_pymc import (
+        from nutpie.compile_pymc import (  # noqa: F401 (address_as_void_pointer: _callback)
             CompiledPyMCModel,
             _make_functions,
             _prepare_dims_and_coords,
             _wrap_with_lock,
+            address_as_void_pointer,
             make_user_data,
         )
     except ImportError:  # pragma: no cover - a nutpie without these helpers
