@@ -31,7 +31,7 @@ from cartfit.inference.builder import (
 from cartfit.inference.data import FitData, prepare
 from cartfit.inference.diagnostics import Diagnostics, diagnose
 from cartfit.inference.divergences import POSITION_STATS, divergence_note, locate_divergences
-from cartfit.inference.predict import observation_means, pointwise_loglik
+from cartfit.inference.predict import pointwise_loglik
 from cartfit.inference.sampling import sample_posterior
 from cartfit.models import get_model
 from cartfit.models.base import ODEModel
@@ -140,25 +140,11 @@ def assemble(
     """Add log-likelihood, posterior predictive, data groups and provenance to a sampled tree."""
     obs = data.obs
     post_ds = idata["posterior"].to_dataset()
-    draws = {
-        k: post_ds[k].stack(sample=("chain", "draw")).transpose("sample", ...).values
-        for k in ("theta", "log_y0", "sigma")
-    }
     n_chain, n_draw = post_ds.sizes["chain"], post_ds.sizes["draw"]
-    if "mu_obs" in post_ds:  # the sampler's own predictions at each draw, solved as it sampled
-        mu = post_ds["mu_obs"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    else:
-        mu = observation_means(
-            model,
-            draws["theta"],
-            draws["log_y0"],
-            obs["subject_idx"].to_numpy(),
-            obs["time"].to_numpy(dtype=float),
-            obs["analyte"].to_numpy(),
-            settings.rtol,
-            settings.atol,
-        )
-    sigma = draws["sigma"][:, obs["analyte_idx"].to_numpy()]
+    # the sampler's own predictions at each draw, solved as it sampled
+    flat = post_ds[["mu_obs", "sigma"]].stack(sample=("chain", "draw")).transpose("sample", ...)
+    mu = flat["mu_obs"].values
+    sigma = flat["sigma"].values[:, obs["analyte_idx"].to_numpy()]
     log_value = obs["log_value"].to_numpy()
     blq = obs["blq"].to_numpy(dtype=bool)
     loglik = pointwise_loglik(mu, sigma, log_value, blq, settings.likelihood)
