@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from problem import GROWTH, MODEL, OUT, Problem, cartfit_command
-from routes import RouteResult, draws_from, run_timed
+from routes import RouteResult, compiled_gradient, draws_from, run_timed, time_gradient
 
 TIMINGS = re.compile(r"^wrote .* \((.*)\)$", re.MULTILINE)
 PHASE = re.compile(r"([\w+ -]+?) ([\d.]+) s")
@@ -109,8 +109,6 @@ def cartfit_gradient(prob: Problem, point: np.ndarray, n_evals: int = 20_000) ->
     and ``loop_cpu_s`` in CPU time of this thread, which other processes on a shared CPU do not
     inflate), ``call_s`` from Python (adds the call overhead).
     """
-    import numba
-
     from cartfit.data import load_cohort
     from cartfit.inference import FitSettings, build_model, prepare
     from cartfit.inference.compiled import compile_model
@@ -126,24 +124,10 @@ def cartfit_gradient(prob: Problem, point: np.ndarray, n_evals: int = 20_000) ->
         raise RuntimeError(f"unexpected unconstrained layout {names[:3]} ({compiled.n_dim})")
     start = pm_model.initial_point()
     centre = np.concatenate([np.ravel(start[n]) for n in ("z", "z0", "sigma_log__")])
-    fn = compiled.logp_func.vm.jit_fn
-    # the data are shared variables, passed after the point (see cartfit.inference.builder)
-    shared = tuple(np.asarray(v.get_value()) for v in compiled.logp_func.get_shared())
+    fn, shared = compiled_gradient(compiled)
     x = np.ascontiguousarray(point, dtype=float)
     logp, grad = fn(x, *shared)
-
-    @numba.njit
-    def loop(x, shared, n):
-        acc = 0.0
-        for _ in range(n):
-            acc += fn(x, *shared)[0][()]
-        return acc
-
-    loop(x, shared, 2)
-    t0, c0 = time.perf_counter(), time.thread_time()
-    loop(x, shared, n_evals)
-    loop_s = (time.perf_counter() - t0) / n_evals
-    loop_cpu_s = (time.thread_time() - c0) / n_evals
+    loop_s, loop_cpu_s = time_gradient(fn, shared, x, n_evals)
     t0 = time.perf_counter()
     for _ in range(n_evals // 4):
         fn(x, *shared)

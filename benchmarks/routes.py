@@ -61,3 +61,29 @@ def run_timed(
 def pick_cpus(n: int) -> set[int]:
     """The first ``n`` CPUs this process may run on."""
     return set(sorted(os.sched_getaffinity(0))[:n])
+
+
+def compiled_gradient(compiled):
+    """``(fn, shared)``: the numba ``logp_dlogp`` of a model compiled by
+    ``cartfit.inference.compiled.compile_model`` and the values of its shared variables (the
+    data), to call as ``fn(x, *shared)``."""
+    fn = compiled.logp_func.vm.jit_fn
+    return fn, tuple(np.asarray(v.get_value()) for v in compiled.logp_func.get_shared())
+
+
+def time_gradient(fn, shared, x: np.ndarray, n_evals: int) -> tuple[float, float]:
+    """Seconds per ``fn(x, *shared)`` timed in a numba loop (no Python between calls): wall
+    clock and CPU time of this thread (which other processes on a shared CPU do not inflate)."""
+    import numba
+
+    @numba.njit
+    def loop(x, shared, n):
+        acc = 0.0
+        for _ in range(n):
+            acc += fn(x, *shared)[0][()]
+        return acc
+
+    loop(x, shared, 2)
+    t0, c0 = time.perf_counter(), time.thread_time()
+    loop(x, shared, n_evals)
+    return (time.perf_counter() - t0) / n_evals, (time.thread_time() - c0) / n_evals

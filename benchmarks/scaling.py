@@ -26,7 +26,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 from problem import GROWTH, MODEL, OUT, cartfit_command, write_json
-from routes import pick_cpus
+from routes import compiled_gradient, pick_cpus, time_gradient
 
 
 def run_measured(cmd: list[str], cpus: set[int]) -> tuple[int, float, float, float, str]:
@@ -51,7 +51,6 @@ def gradient_seconds(cohort: Path, fit: Path | None, n_evals: int) -> tuple[floa
     """Seconds per compiled log density + gradient of the population model at the last draw of
     ``fit`` (or at the prior median if ``fit`` is None): wall clock and CPU time of this thread
     (not inflated by other processes on the CPU)."""
-    import numba
     import xarray as xr
 
     from cartfit.data import load_cohort
@@ -78,23 +77,10 @@ def gradient_seconds(cohort: Path, fit: Path | None, n_evals: int) -> tuple[floa
     for name, sl in zip(names, slices, strict=False):
         if name in point:
             x[sl] = np.ravel(point[name])
-    fn = compiled.logp_func.vm.jit_fn
-    # the data are shared variables, passed after the point (see cartfit.inference.builder)
-    shared = tuple(np.asarray(v.get_value()) for v in compiled.logp_func.get_shared())
+    fn, shared = compiled_gradient(compiled)
     if not np.isfinite(fn(x, *shared)[0]):
         raise RuntimeError("log density not finite at the timing point")
-
-    @numba.njit
-    def loop(x, shared, n):
-        acc = 0.0
-        for _ in range(n):
-            acc += fn(x, *shared)[0][()]
-        return acc
-
-    loop(x, shared, 2)
-    t0, c0 = time.perf_counter(), time.thread_time()
-    loop(x, shared, n_evals)
-    return (time.perf_counter() - t0) / n_evals, (time.thread_time() - c0) / n_evals
+    return time_gradient(fn, shared, x, n_evals)
 
 
 def population_convergence(fit: Path) -> dict[str, float]:
