@@ -80,7 +80,17 @@ def shared_parameters(model: ODEModel) -> tuple[str, ...]:
     capacity (informed only by the few subjects whose tumour approaches it) unless the model
     names its own set in ``extras["shared_parameters"]``."""
     default = tuple(n for n in model.parameter_names if n == "carrying_capacity")
-    return tuple(model.extras.get("shared_parameters", default))
+    shared = tuple(model.extras.get("shared_parameters", default))
+    return shared + tuple(n for n in fixed_parameters(model) if n not in shared)
+
+
+def fixed_parameters(model: ODEModel) -> tuple[str, ...]:
+    """Parameters held at their prior medians in a population fit, named by the model in
+    ``extras["population_fixed"]``: constants that the cohort's measurements cannot inform and
+    whose prior ranges only add curved, flat directions to the posterior (the multi-fate
+    model's cytokine constants). A covariate column can still set one per subject
+    (:func:`fixed_by_covariate`). One-subject fits estimate them under their priors."""
+    return tuple(n for n in model.extras.get("population_fixed", ()) if n in model.parameter_names)
 
 
 def centred_parameters(model: ODEModel, data: FitData) -> tuple[str, ...]:
@@ -108,11 +118,12 @@ def covariate_parameters(model: ODEModel) -> tuple[str, ...]:
     """Parameters that covariates act on: the CAR T and killing parameters (not the growth law,
     which describes the tumour before it meets the product), or the model's own set in
     ``extras["covariate_parameters"]``."""
+    fixed = set(fixed_parameters(model))
     if "covariate_parameters" in model.extras:
-        return tuple(model.extras["covariate_parameters"])
+        return tuple(n for n in model.extras["covariate_parameters"] if n not in fixed)
     growth = model.extras.get("growth_law")
     growth_names = set(growth.parameter_names) if growth is not None else set()
-    return tuple(n for n in model.parameter_names if n not in growth_names)
+    return tuple(n for n in model.parameter_names if n not in growth_names | fixed)
 
 
 def _subject_log_params(model: ODEModel, data: FitData, population: bool):
@@ -122,10 +133,17 @@ def _subject_log_params(model: ODEModel, data: FitData, population: bool):
     if not population:
         z = pm.Normal("z", 0.0, 1.0, dims=("subject", "parameter"))
         return log_m + tau * z
-    mu = pm.Normal("mu", log_m, tau, dims="parameter")
+    pm_model = pm.modelcontext(None)
+    fixed = set(fixed_parameters(model))
+    if fixed:  # typical values: estimated ones free, fixed ones at their prior medians
+        est = [i for i, n in enumerate(model.parameter_names) if n not in fixed]
+        pm_model.add_coord("estimated_parameter", [model.parameter_names[i] for i in est])
+        mu_free = pm.Normal("mu_free", log_m[est], tau[est], dims="estimated_parameter")
+        mu = pm.Deterministic("mu", pt.set_subtensor(log_m[est], mu_free), dims="parameter")
+    else:
+        mu = pm.Normal("mu", log_m, tau, dims="parameter")
     shared = shared_parameters(model)
     varying = [i for i, n in enumerate(model.parameter_names) if n not in shared]
-    pm_model = pm.modelcontext(None)
     pm_model.add_coord("varying_parameter", [model.parameter_names[i] for i in varying])
     omega_free = pm.HalfNormal("omega_free", P.OMEGA_SCALE, dims="varying_parameter")
     pm.Deterministic(

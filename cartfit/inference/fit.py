@@ -27,6 +27,7 @@ from cartfit.inference.builder import (
     centred_parameters,
     covariate_matrix,
     covariate_parameters,
+    fixed_parameters,
 )
 from cartfit.inference.data import FitData, prepare
 from cartfit.inference.diagnostics import Diagnostics, diagnose
@@ -90,7 +91,7 @@ class FitReport:
 def _summary_vars(post, population: bool) -> list[str]:
     names = ["theta", "log_y0", "sigma"]
     if population:
-        names += ["mu", "omega_free"] + [
+        names += ["mu_free" if "mu_free" in post.data_vars else "mu", "omega_free"] + [
             str(v)
             for v in post.data_vars
             if str(v).startswith("beta_") and str(v).endswith("_free")
@@ -240,6 +241,7 @@ def assemble(
             "centred_parameters": json.dumps(list(centred_parameters(model, data)))
             if population
             else "[]",
+            "fixed_parameters": json.dumps(list(fixed_parameters(model))) if population else "[]",
             "units": json.dumps(dict(cohort.units)),
             "cohort_meta": json.dumps(cohort.meta, default=str),
             "diagnostics": diagnostics.to_json(),

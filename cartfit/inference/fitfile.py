@@ -36,7 +36,8 @@ Root attributes (strings; JSON where structured)
 ``cartfit_version``, ``data_sha256``, ``cohort`` (folder path), ``seed``, ``sampler``,
 ``settings`` (JSON), ``priors`` (JSON), ``units`` (JSON analyte -> unit), ``cohort_meta`` (JSON of
 cohort.yaml), ``diagnostics`` (JSON summary), ``created`` (ISO time); population fits add
-``covariates`` and ``centred_parameters`` (JSON lists).
+``covariates``, ``centred_parameters`` and ``fixed_parameters`` (JSON lists; the last held at
+their prior medians, see :func:`cartfit.inference.builder.fixed_parameters`).
 """
 
 from __future__ import annotations

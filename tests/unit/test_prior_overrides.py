@@ -128,8 +128,8 @@ def test_multifate_priors_follow_the_costim_preset(tmp_path, costims, preset):
 
 
 def test_multifate_population_has_subject_effects_only_where_the_data_inform_them(tmp_path):
-    """Population multifate: subject effects on growth, expansion, contraction, memory death and
-    killing; co-stimulation (Normal(0, 1)) on the preset parameters and killing only; the
+    """Population multifate: subject effects on growth, expansion, contraction and killing;
+    co-stimulation (Normal(0, 1)) on the preset parameters and killing only; the
     lymphodepletion column sets D directly and is not also a covariate."""
     from cartfit.inference.builder import covariate_matrix
 
@@ -138,8 +138,7 @@ def test_multifate_population_has_subject_effects_only_where_the_data_inform_the
     data = prepare(cohort, model)
     pm_model = build_model(model, data, population=True)
     varying = list(pm_model.coords["varying_parameter"])
-    assert varying == ["growth_rate", "effector_proliferation", "effector_death",
-                       "memory_death", "kill_rate"]  # fmt: skip
+    assert varying == ["growth_rate", "effector_proliferation", "effector_death", "kill_rate"]
     assert list(pm_model.coords["noncentred_parameter"]) == ["kill_rate"]
     cov = list(pm_model.coords["covariate_parameter"])
     assert "kill_rate" in cov and "cytokine_consumption_ratio" not in cov and len(cov) == 7
@@ -148,3 +147,34 @@ def test_multifate_population_has_subject_effects_only_where_the_data_inform_the
     data.covariates["lymphodepletion"] = [0.5, 0.9, 0.7]
     assert list(covariate_matrix(data, model).columns) == ["costim_cd28"]
     assert "lymphodepletion" in covariate_matrix(data).columns
+
+
+def test_multifate_population_holds_the_cytokine_constants_at_their_prior_medians(tmp_path):
+    """Population multifate: K_C, rho, tau and D are not random variables; the typical values
+    ``mu`` carry their prior medians (D: the lymphodepletion column per subject in theta); a
+    one-subject fit still estimates them."""
+    from cartfit.models.multifate import POPULATION_FIXED
+
+    cohort = _costim_cohort(tmp_path, ["CD28", "4-1BB", "CD28"])
+    model = get_model("multifate", "gompertz")
+    data = prepare(cohort, model)
+    data.covariates["lymphodepletion"] = [0.5, 0.9, 0.7]
+    pm_model = build_model(model, data, population=True)
+    estimated = list(pm_model.coords["estimated_parameter"])
+    assert not set(POPULATION_FIXED) & set(estimated)
+    assert len(estimated) == model.n_params - len(POPULATION_FIXED)
+    point = pm_model.initial_point()
+    point["mu_free"] = point["mu_free"] + 0.3  # move every estimated typical value
+    names = pm_model.replace_rvs_by_values([pm_model["mu"], pm_model["theta"]])
+    fn = pm_model.compile_fn(names, inputs=pm_model.value_vars, on_unused_input="ignore")
+    mu, theta = fn(point)
+    priors = parameter_priors(model, data)
+    for name in POPULATION_FIXED:
+        j = model.parameter_names.index(name)
+        assert mu[j] == pytest.approx(np.log(priors[name]["median"]))
+    j = model.parameter_names.index("lymphodepletion")
+    np.testing.assert_allclose(theta[:, j], [0.5, 0.9, 0.7])
+    j = model.parameter_names.index("cytokine_half_saturation")
+    np.testing.assert_allclose(theta[:, j], priors["cytokine_half_saturation"]["median"])
+    single = build_model(model, data, population=False)
+    assert "mu_free" not in single.named_vars and "estimated_parameter" not in single.coords
