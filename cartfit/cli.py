@@ -157,21 +157,18 @@ def _cmd_trial(args: argparse.Namespace) -> int:
 
 
 def _cmd_costim(args: argparse.Namespace) -> int:
-    from cartfit.analysis import costim_contrast, homeostatic_share, rechallenge
-    from cartfit.io import write_table
+    from cartfit.analysis.costim_tables import write_costim_tables
 
-    table = costim_contrast(args.fit, horizon=args.horizon)  # refuses unsuitable fits first
-    tables = {
-        args.out: table,
-        args.out.with_name(args.out.stem + "_homeostatic.csv"): homeostatic_share(args.fit),
-        args.out.with_name(args.out.stem + "_rechallenge.csv"): rechallenge(
-            args.fit, day=args.rechallenge_day, dose_of_antigen=args.antigen
-        ),
-    }
-    for path, df in tables.items():
-        write_table(df, path)
+    written = write_costim_tables(
+        args.fit,
+        args.out,
+        horizon=args.horizon,
+        rechallenge_day=args.rechallenge_day,
+        antigen=args.antigen,
+    )
+    for path, df in written.items():
         print(f"wrote {path} ({len(df)} rows)")
-    print(table.to_string(index=False))
+    print(next(iter(written.values())).to_string(index=False))
     return 0
 
 

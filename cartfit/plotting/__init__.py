@@ -7,6 +7,7 @@ the functions); :func:`save` writes a figure atomically.
 
 from cartfit.plotting.bands import posterior_predictive_bands
 from cartfit.plotting.comparison import growth_law_comparison
+from cartfit.plotting.costim import costim_forest
 from cartfit.plotting.diagnostics import (
     diagnostics_figure,
     diagnostics_table,
@@ -35,6 +36,7 @@ __all__ = [
     "exposure_forest",
     "relapse_curves",
     "trial_summary",
+    "costim_forest",
     "published_comparison",
     # output
     "save",

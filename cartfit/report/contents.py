@@ -2,7 +2,9 @@
 
 File names follow the workflow's rules (``workflow/rules/*.smk``): a fit is
 ``fits/<model>_<growth>_<unit>.nc``; its exposure and relapse tables carry the same stem; a
-comparison is ``compare/<model>_<unit>.csv``; a trial ``trials/<model>_<growth>_<scenario>.csv``.
+comparison is ``compare/<model>_<unit>.csv``; a trial ``trials/<model>_<growth>_<scenario>.csv``;
+the co-stimulation tables of a multifate population fit ``costim/<model>_<growth>.csv``, with
+``_homeostatic`` and ``_rechallenge`` next to it.
 Figures are ``figures/<kind>_<stem>.png`` (see :mod:`cartfit.report.figures`).
 """
 
@@ -25,6 +27,9 @@ FIT_STEM = re.compile(rf"^(?P<model>{_MODEL})_(?P<growth>{_GROWTH})_(?P<unit>.+)
 COMPARE_STEM = re.compile(rf"^(?P<model>{_MODEL})_(?P<unit>.+)$")
 #: the comparison of every fitted model and growth law: ``compare/models_<unit>.csv``
 MODELS_STEM = re.compile(r"^models_(?P<unit>.+)$")
+#: the contrast table of a multifate population fit: ``costim/<model>_<growth>.csv``
+COSTIM_STEM = re.compile(rf"^(?P<model>{_MODEL})_(?P<growth>{_GROWTH})$")
+COSTIM_SUFFIXES = ("_homeostatic", "_rechallenge")
 POPULATION = "population"
 
 #: section of the report for each figure kind, in order
@@ -35,6 +40,7 @@ SECTIONS = {
     "exposure": "Exposure metrics",
     "relapse": "Relapse probabilities",
     "trial": "Virtual trials",
+    "costim": "CD28 versus 4-1BB (multi-fate)",
     "published": "Our fits against the published ones",
     "diagnostics": "Sampler diagnostics",
 }
@@ -64,6 +70,7 @@ class Results:
     trials: list[Path]
     validation: Path | None
     published: list[Path] = field(default_factory=list)
+    costim: list[Path] = field(default_factory=list)
 
     @classmethod
     def scan(cls, root: str | os.PathLike[str],
@@ -80,7 +87,7 @@ class Results:
         return cls(base, listing("fits", ".nc"), listing("compare", ".csv"),
                    listing("exposure", ".csv"), listing("relapse", ".csv"),
                    listing("trials", ".csv"), validation if validation.is_file() else None,
-                   listing("published", ".csv"))
+                   listing("published", ".csv"), listing("costim", ".csv"))
 
 
 def _grouped(paths: Sequence[Path]) -> dict[tuple[str, str], list[Path]]:
@@ -201,6 +208,25 @@ def items(results: Results, attrs: dict[Path, dict[str, str]]) -> list[Item]:
             }[kind]
             out.append(Item(kind, f"{model} / {growth}", group,
                             fig / f"{kind}_{model}_{growth}.png", caption, group))
+    listed = {p.name for p in results.costim}
+    for path in results.costim:
+        m = COSTIM_STEM.match(path.stem)
+        if not m:
+            continue  # the per-subject tables are shown under their contrast table
+        fit = by_stem.get(f"{path.stem}_{POPULATION}")
+        settings = f"; fit: {settings_text(fit)}" if fit else ""
+        tables = [path] + [path.with_name(f"{path.stem}{s}.csv") for s in COSTIM_SUFFIXES
+                           if f"{path.stem}{s}.csv" in listed]
+        out.append(Item("costim", f"{m['model']} / {m['growth']}", [path],
+                        fig / f"costim_{path.stem}.png",
+                        f"CD28 − 4-1BB differences from the {esc(m['model'])} / "
+                        f"{esc(m['growth'])} population posterior: posterior median and 5–95 % "
+                        "interval for the population-typical subjects (same initial states) and "
+                        "for the fitted subjects' means, and the co-stimulation effect on each "
+                        "parameter as a CD28 / 4-1BB ratio; P(>0) is the posterior probability "
+                        f"that CD28 is higher{settings}. Tables: the contrasts, each subject's "
+                        "homeostatic share of proliferation over days 0–14, and each subject's "
+                        "CAR T re-expansion after a simulated antigen rechallenge.", tables))
     fits = [a for s, a in by_stem.items() if s.startswith("predator_prey_logistic_")]
     settings = f"; fits: {settings_text(fits[0])}" if fits else ""
     for path in results.published:

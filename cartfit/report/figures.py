@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 #: figure kinds, in the order the report shows them
-FIGURE_KINDS = ("compare", "bands", "vpc", "exposure", "relapse", "trial", "published",
-                "diagnostics")
+FIGURE_KINDS = ("compare", "bands", "vpc", "exposure", "relapse", "trial", "costim",
+                "published", "diagnostics")
 #: truth.csv columns of a simulated cohort that are exposure metrics
 _TRUTH_ID = "subject"
 
@@ -102,6 +102,12 @@ def _trial(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) 
     return trial_summary(_tables(inputs, "trial"))
 
 
+def _costim(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) -> Figure:
+    from cartfit.plotting import costim_forest
+
+    return costim_forest(_tables([_one(inputs, "costim")], "costim"))
+
+
 def _published(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) -> Figure:
     from cartfit.plotting import published_comparison
 
@@ -116,6 +122,7 @@ _DRAW: dict[str, Callable[..., Figure]] = {
     "exposure": _exposure,
     "relapse": _relapse,
     "trial": _trial,
+    "costim": _costim,
     "published": _published,
 }
 
@@ -125,9 +132,10 @@ def draw_figure(kind: str, inputs: Sequence[str | os.PathLike[str]],
     """Draw the figure ``kind`` (one of :data:`FIGURE_KINDS`) from its input files.
 
     ``bands``, ``diagnostics`` and ``vpc`` take one fit file; ``compare`` and ``published`` one
-    comparison table; ``exposure``, ``relapse`` and ``trial`` the tables of every unit (or
-    scenario) of one model and growth law, drawn together. ``cohort_dir`` lets ``exposure``
-    overlay the true values of a simulated cohort (its ``truth.csv``).
+    comparison table, ``costim`` one contrast table; ``exposure``, ``relapse`` and ``trial``
+    the tables of every unit (or scenario) of one model and growth law, drawn together.
+    ``cohort_dir`` lets ``exposure`` overlay the true values of a simulated cohort (its
+    ``truth.csv``).
     """
     if kind not in _DRAW:
         expected = ", ".join(FIGURE_KINDS)

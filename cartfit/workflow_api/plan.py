@@ -55,10 +55,16 @@ def cohort_plan(
     ``model_comparison`` is ``["models"]`` when several models are fitted, else empty), the
     fitted ``(model, growth)`` pairs as ``fits`` (each model with its ``model_growth_laws``
     or else every growth law), plus the cohort's ``fit_mode``. Units are read by
-    :func:`fit_units` from ``data_dir/cohort``.
+    :func:`fit_units` from ``data_dir/cohort``. ``costim`` lists the growth laws of the
+    multifate population fits whose CD28 − 4-1BB contrasts the run computes: only when the
+    cohort's subjects.csv has both domains (:func:`costim_domains`).
     """
     settings = cohort_settings(config, cohort)
+    both = {"CD28", "4-1BB"} <= costim_domains(Path(data_dir) / cohort / "subjects.csv")
+    population = settings["fit_mode"] == POPULATION
     return {
+        "costim": [g for m, g in settings["fits"] if m == "multifate"] if population and both
+        else [],  # fmt: skip
         "model": settings["models"],
         "growth": list(dict.fromkeys(g for _, g in settings["fits"])),
         "fits": settings["fits"],
@@ -88,6 +94,16 @@ def sampler_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     preset = dict(config["presets"][config["preset"]])
     preset.update(seed=int(config["seed"]), likelihood=config["likelihood"])
     return preset
+
+
+def costim_domains(path: Path) -> set[str]:
+    """The values of a subjects.csv's ``costim`` column, read without validating anything
+    else (empty when the file or the column is missing)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            return {row["costim"].strip() for row in csv.DictReader(f) if row.get("costim")}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return set()
 
 
 def _subject_ids(path: Path) -> list[str]:

@@ -74,6 +74,24 @@ def test_model_growth_laws_restrict_a_model_and_add_the_model_comparison(workflo
     assert "results/tiny/fits/multifate_gompertz_population.nc" in run.stdout
     assert "multifate_logistic" not in run.stdout
     assert "results/tiny/compare/models_population.csv" in run.stdout
+    assert "costim" not in counts  # the tiny cohort has no co-stimulation column
+
+
+def test_mixed_costim_cohort_plans_the_multifate_contrasts(workflow_copy: Path):
+    """CD28 and 4-1BB subjects with a multifate population fit: one costim job and its figure,
+    and the report waits for both."""
+    _tiny_cohort(workflow_copy)
+    subjects = workflow_copy / "data" / "tiny" / "subjects.csv"
+    rows = subjects.read_text().splitlines()
+    body = [f"{row},{('CD28', '4-1BB')[i % 2]}" for i, row in enumerate(rows[1:])]
+    subjects.write_text("\n".join([rows[0] + ",costim", *body]) + "\n")
+    run = snakemake(workflow_copy, "-n", "--cores", "2", "--configfile", str(TEST_CONFIG),
+                    "--config", "models=[predator_prey,multifate]",
+                    "model_growth_laws={multifate: [gompertz]}")  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    counts = job_counts(run.stdout)
+    assert counts["costim"] == 1 and counts["figure_costim"] == 1
+    assert "results/tiny/costim/multifate_gompertz_rechallenge.csv" in run.stdout
 
 
 def test_subjects_mode_plans_one_fit_per_subject_and_no_trial(workflow_copy: Path):

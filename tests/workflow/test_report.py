@@ -154,3 +154,28 @@ def test_html_helpers_escape_and_render_math():
     block = rst_block("Text with ``code``.\n\n.. math::\n\n    a = b \\qquad c = d\n\n* one\n* two")
     assert block.count('class="equation"') == 2 and "<code>code</code>" in block
     assert "<li>one</li><li>two</li>" in block
+
+
+def test_costim_section_shows_the_figure_and_all_three_tables(tmp_path: Path):
+    """A multifate population fit's costim/ tables: one section with the forest figure and the
+    contrast, homeostatic-share and rechallenge tables under it."""
+    root = tmp_path / "res"
+    fit = _fit(root / "fits" / "multifate_gompertz_population.nc", model="multifate")
+    for kind in ("bands", "vpc", "diagnostics"):
+        _png(root / "figures" / f"{kind}_multifate_gompertz_population.png")
+    _png(root / "figures" / "costim_multifate_gompertz.png", colour=(1, 2, 3))
+    (root / "costim").mkdir()
+    for suffix, metric in (("", "cmax"), ("_homeostatic", "homeostatic_share"),
+                           ("_rechallenge", "fold_reexpansion")):  # fmt: skip
+        table_path = root / "costim" / f"multifate_gompertz{suffix}.csv"
+        table_path.write_text(f"metric,median\n{metric},1.5\n")
+        os.utime(table_path, (1, 1))  # older than the figure: embedded as it is
+    os.utime(fit, (1, 1))
+    html = build_report(root).read_text()
+    assert 'id="cd28-versus-4-1bb-multi-fate"' in html
+    section = html[html.index('id="cd28-versus-4-1bb-multi-fate"'):]
+    assert "2 chains × 30 draws after 40 tuning" in section.split("</section>")[0]
+    for name in ("multifate_gompertz.csv", "multifate_gompertz_homeostatic.csv",
+                 "multifate_gompertz_rechallenge.csv"):  # fmt: skip
+        assert f"table {name}" in section.split("</section>")[0]
+    assert any(Image.open(io.BytesIO(i)).getpixel((0, 0)) == (1, 2, 3) for i in _images(html))

@@ -74,6 +74,22 @@ def test_cohort_plan_lists_wildcard_values(tmp_path: Path):
     assert plan["growth"] == ["gompertz"]
 
 
+def test_cohort_plan_lists_costim_growth_laws_for_mixed_multifate_populations(tmp_path: Path):
+    """Contrasts need a multifate population fit of a cohort with CD28 and 4-1BB subjects."""
+    config = {**CONFIG, "models": ["predator_prey", "multifate"],
+              "growth_laws": ["gompertz", "logistic"]}  # fmt: skip
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "subjects.csv").write_text("subject,dose,costim\nA,1,CD28\nB,1,4-1BB\n")
+    assert cohort_plan(config, "mixed", tmp_path)["costim"] == ["gompertz", "logistic"]
+    (folder / "subjects.csv").write_text("subject,dose,costim\nA,1,CD28\nB,1,CD28\n")
+    assert cohort_plan(config, "mixed", tmp_path)["costim"] == []
+    (folder / "subjects.csv").write_text("subject,dose,costim\nA,1,CD28\nB,1,4-1BB\n")
+    assert cohort_plan(CONFIG, "mixed", tmp_path)["costim"] == []  # no multifate fit
+    per_subject = {**config, "fit_mode": "subjects"}
+    assert cohort_plan(per_subject, "mixed", tmp_path)["costim"] == []
+
+
 def test_sampler_and_trial_settings():
     assert sampler_settings(CONFIG) == {"chains": 2, "tune": 5, "draws": 5, "target_accept": 0.9,
                                         "seed": 11, "likelihood": "lognormal"}

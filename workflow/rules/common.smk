@@ -75,3 +75,14 @@ def published_outputs(wildcards):
         f"results/{wildcards.cohort}/published/comparison.csv",
         f"results/{wildcards.cohort}/figures/published_comparison.png",
     ]
+
+
+def costim_outputs(wildcards):
+    """The co-stimulation tables and figure of each multifate population fit of a cohort
+    with CD28 and 4-1BB subjects (none otherwise)."""
+    out = []
+    for growth in plan(wildcards.cohort)["costim"]:
+        stem = f"results/{wildcards.cohort}/costim/multifate_{growth}"
+        out += [f"{stem}.csv", f"{stem}_homeostatic.csv", f"{stem}_rechallenge.csv"]
+        out.append(f"results/{wildcards.cohort}/figures/costim_multifate_{growth}.png")
+    return out

@@ -65,6 +65,7 @@ rule report:
             ),
         ),
         published=published_outputs,
+        costim=costim_outputs,
     output:
         html="results/{cohort}/report.html",
     log:
