@@ -8,7 +8,7 @@ import pandas as pd
 from cartfit.data import cells as c
 from cartfit.data.csvfile import TextTable
 from cartfit.data.report import Report
-from cartfit.data.schema import ANALYTES, OBSERVATION_COLUMNS
+from cartfit.data.schema import ANALYTES, FRACTION_ANALYTES, FRACTION_UNITS, OBSERVATION_COLUMNS
 from cartfit.errors import Problem
 
 STANDARD = ("subject", "time", "analyte", "value", "unit", "lloq", "blq", "line")
@@ -70,6 +70,19 @@ def _check_duplicates(obs: pd.DataFrame, report: Report) -> None:
             f"duplicate of line {first[key]} ({what})",
             "one measurement per subject, time and analyte",
         )
+
+
+def _check_fractions(obs: pd.DataFrame, report: Report) -> None:
+    """Phenotype fractions: unit ``fraction`` (values up to 1) or ``%`` (up to 100)."""
+    rows = obs[obs["analyte"].isin(FRACTION_ANALYTES)]
+    for line, analyte, unit, value in rows[["line", "analyte", "unit", "value"]].to_numpy():
+        whole = FRACTION_UNITS.get(str(unit))
+        if whole is None:
+            report.add(line, "unit", f"{unit!r} for {analyte}",
+                       f"one of {', '.join(FRACTION_UNITS)} for a phenotype fraction")  # fmt: skip
+        elif pd.notna(value) and value > whole:
+            report.add(line, "value", f"{value:g} {unit} for {analyte}",
+                       f"a share of the CAR T cells, at most {whole:g} {unit}")  # fmt: skip
 
 
 def _check_units(obs: pd.DataFrame, report: Report) -> dict[str, str]:
@@ -145,6 +158,7 @@ def check_observations(
     obs["ok"] &= obs[["subject", "time", "analyte"]].notna().all(axis=1) & has_value
     _check_duplicates(obs, report)
     units = _check_units(obs, report)
+    _check_fractions(obs, report)
     standard = {col.name for col in OBSERVATION_COLUMNS}
     for extra in cells.columns:
         if extra not in standard and extra != "line":

@@ -24,7 +24,14 @@ ANALYTES: dict[str, str] = {
     "tumor": "total tumour burden",
     "tumor_antigen_neg": "antigen-negative tumour burden (e.g. CD19- blasts)",
     "il6": "interleukin-6 (cytokine)",
+    "car_t_memory_fraction": "fraction of blood CAR T cells with a memory phenotype "
+    "(e.g. CD45RO+ CCR7+), in 'fraction' (0-1) or '%'",
+    "car_t_exhausted_fraction": "fraction of blood CAR T cells with an exhausted phenotype "
+    "(e.g. PD-1+ TIM-3+ LAG-3+), in 'fraction' (0-1) or '%'",
 }
+#: phenotype analytes: a share of the blood CAR T cells, and the value of a whole in each unit
+FRACTION_ANALYTES = ("car_t_memory_fraction", "car_t_exhausted_fraction")
+FRACTION_UNITS = {"fraction": 1.0, "%": 100.0}
 COSTIMS = ("CD28", "4-1BB", "other")
 RELAPSE_ANTIGENS = ("pos", "neg")
 

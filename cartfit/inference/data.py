@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cartfit.data.schema import FRACTION_ANALYTES, FRACTION_UNITS
 from cartfit.errors import CartfitError
 from cartfit.models.base import ODEModel
 
@@ -46,10 +47,16 @@ class FitData:
 
 
 def _reference_levels(obs: pd.DataFrame) -> dict[str, float]:
-    """Per analyte: median over subjects of each subject's largest measured value."""
+    """Per analyte: median over subjects of each subject's largest measured value; a phenotype
+    fraction's scale is the whole in its unit (1 or 100 %), so that it is a share of the
+    model's CAR T states."""
     measured = obs[~obs["blq"] & obs["value"].gt(0)]
     scales = {}
+    for analyte, rows in obs[obs["analyte"].isin(FRACTION_ANALYTES)].groupby("analyte"):
+        scales[str(analyte)] = FRACTION_UNITS[str(rows["unit"].iloc[0])]
     for analyte, rows in measured.groupby("analyte"):
+        if analyte in scales:
+            continue
         scales[str(analyte)] = float(rows.groupby("subject")["value"].max().median())
     for analyte in obs["analyte"].unique():
         if analyte not in scales:  # all censored: fall back on the LLOQ

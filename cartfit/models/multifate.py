@@ -157,6 +157,13 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         observables={
             "tumor": lambda ly, xp=np: ly[..., 3],
             "car_t": lambda ly, xp=np: log_sum_exp(ly[..., 0], ly[..., 1], ly[..., 2], xp=xp),
+            # phenotype data: ln M/(E + M + X) and ln X/(E + M + X)
+            "car_t_memory_fraction": lambda ly, xp=np: (
+                ly[..., 1] - log_sum_exp(ly[..., 0], ly[..., 1], ly[..., 2], xp=xp)
+            ),
+            "car_t_exhausted_fraction": lambda ly, xp=np: (
+                ly[..., 2] - log_sum_exp(ly[..., 0], ly[..., 1], ly[..., 2], xp=xp)
+            ),
         },
         equations=(
             r"\frac{dE}{dt} = \beta_E\phi_{hi}E - d_E E - k_{EM}\phi_{lo}E - k_{EX}\phi_{hi}E"

@@ -49,12 +49,16 @@ ANALYTE_COLOURS = {
     "tumor": "#D55E00",
     "tumor_antigen_neg": "#CC79A7",
     "il6": "#009E73",
+    "car_t_memory_fraction": "#56B4E9",
+    "car_t_exhausted_fraction": "#E69F00",
 }
 ANALYTE_NAMES = {
     "car_t": "CAR T in blood",
     "tumor": "tumour burden",
     "tumor_antigen_neg": "antigen-negative tumour",
     "il6": "IL-6",
+    "car_t_memory_fraction": "memory share of CAR T",
+    "car_t_exhausted_fraction": "exhausted share of CAR T",
 }
 FONT = {"font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 8}
 

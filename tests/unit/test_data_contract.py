@@ -138,7 +138,18 @@ CASES = {
         dict(obs=replace(OBS, "P01,7,car_t", "P01,7,CAR-T")),
         [
             "observations.csv:4:analyte: unknown analyte 'CAR-T' "
-            "(one of car_t, tumor, tumor_antigen_neg, il6; did you mean 'car_t'?)"
+            "(one of car_t, tumor, tumor_antigen_neg, il6, car_t_memory_fraction, "
+            "car_t_exhausted_fraction; did you mean 'car_t'?)"
+        ],
+    ),
+    "phenotype fraction in a count unit and above the whole": (
+        dict(obs=OBS + "P01,14,car_t_memory_fraction,0.2,cells,,\n"
+             "P02,14,car_t_exhausted_fraction,140,%,,\n"),
+        [
+            "observations.csv:7:unit: 'cells' for car_t_memory_fraction "
+            "(one of fraction, % for a phenotype fraction)",
+            "observations.csv:8:value: 140 % for car_t_exhausted_fraction "
+            "(a share of the CAR T cells, at most 100 %)",
         ],
     ),
     "negative value": (

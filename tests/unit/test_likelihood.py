@@ -140,6 +140,41 @@ def test_lymphodepletion_depth_is_fixed_by_the_covariate(tmp_path):
         assert theta_fn(point)[0, j] == pytest.approx(0.7)
 
 
+def test_phenotype_fractions_are_shares_of_the_multifate_car_t_states(tmp_path):
+    """A memory fraction in % and an exhausted fraction (0-1) are predicted as ln M/(E+M+X) and
+    ln X/(E+M+X) of the ODE solve (scale 100 and 1: the whole in each unit), and observed as
+    ln(value / whole); the SciPy reference solve of the same parameters agrees to 1e-5."""
+    from cartfit.simulate import solve_reference
+
+    obs = pd.DataFrame({
+        "subject": ["P1"] * 4, "time": [7.0, 14.0, 28.0, 28.0],
+        "analyte": ["car_t", "car_t", "car_t_memory_fraction", "car_t_exhausted_fraction"],
+        "value": [3000.0, 800.0, 12.0, 0.3], "unit": ["copies/ug", "copies/ug", "%", "fraction"],
+        "lloq": [5.0, 5.0, None, None], "blq": [0, 0, 0, 0],
+    })  # fmt: skip
+    write_cohort(tmp_path / "c", obs, pd.DataFrame({"subject": ["P1"], "dose": [2e8]}))
+    model = get_model("multifate", "gompertz")
+    data = prepare(load_cohort(tmp_path / "c"), model)
+    assert data.scales["car_t_memory_fraction"] == 100.0
+    assert data.scales["car_t_exhausted_fraction"] == 1.0
+    rows = data.obs.set_index("analyte")
+    assert rows.loc["car_t_memory_fraction", "log_value"] == pytest.approx(np.log(0.12))
+    assert rows.loc["car_t_exhausted_fraction", "log_value"] == pytest.approx(np.log(0.3))
+    pm_model = build_model(model, data)
+    outs = pm_model.replace_rvs_by_values([pm_model["mu_obs"], pm_model["theta"],
+                                           pm_model["log_y0"]])  # fmt: skip
+    fn = pm_model.compile_fn(outs, inputs=pm_model.value_vars, on_unused_input="ignore")
+    mu, theta, log_y0 = fn(pm_model.initial_point())
+    ly = solve_reference(model, theta[0], log_y0[0], np.array([28.0]))[0]
+    total = np.logaddexp.reduce(ly[:3])
+    analytes = list(data.obs["analyte"])
+    assert mu[analytes.index("car_t_memory_fraction")] == pytest.approx(ly[1] - total, abs=1e-5)
+    assert mu[analytes.index("car_t_exhausted_fraction")] == pytest.approx(ly[2] - total, abs=1e-5)
+    # models without the phenotype states leave the rows out
+    other = prepare(load_cohort(tmp_path / "c"), get_model("predator_prey", "gompertz"))
+    assert set(other.analytes) == {"car_t"} and len(other.dropped) == 2
+
+
 def _two_subject_cohort(tmp_path, analytes):
     rows = []
     for s in ("P1", "P2"):
