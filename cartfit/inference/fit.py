@@ -279,6 +279,7 @@ def fit_cohort(
     sampled = sample_posterior(pm_model, settings)
     idata, start = sampled.idata, sampled.start
     timings |= sampled.seconds
+    t1 = time.perf_counter()
     post = idata["posterior"]
     diagnostics = diagnose(post, idata["sample_stats"], _summary_vars(post, population))
     if start is not None:
@@ -296,6 +297,7 @@ def fit_cohort(
         if note:
             diagnostics.notes.append(note)
     t2 = time.perf_counter()
+    timings["diagnostics"] = t2 - t1
     tree = assemble(idata, pm_model, ode, data, settings, cohort, population, diagnostics)
     out = Path(out)
     with atomic_path(out) as tmp:
