@@ -194,7 +194,10 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
             "population_fixed": POPULATION_FIXED,
             # co-stimulation acts on the parameters its presets move, and on killing
             "covariate_parameters": (*COSTIM_PRESETS["CD28"], "kill_rate"),
-            # the presets differ by factors up to 10 (exhaustion): a factor e at one SD
-            "covariate_sd": 1.0,
+            # the presets differ by factors up to 10 (exhaustion, activation threshold), i.e.
+            # ln 10 = 2.3: with SD 1.0 that published difference sat at 2.3 SD and was shrunk
+            # (simulated CD28 exhaustion x10 came out at x3.7, 90 % interval x1.2-x9.4), so SD
+            # 1.5 puts it at 1.5 SD
+            "covariate_sd": 1.5,
         },
     )

@@ -129,7 +129,7 @@ def test_multifate_priors_follow_the_costim_preset(tmp_path, costims, preset):
 
 def test_multifate_population_has_subject_effects_only_where_the_data_inform_them(tmp_path):
     """Population multifate: subject effects on growth, expansion, contraction and killing;
-    co-stimulation (Normal(0, 1)) on the preset parameters and killing only; the
+    co-stimulation (Normal(0, 1.5)) on the preset parameters and killing only; the
     lymphodepletion column sets D directly and is not also a covariate."""
     from cartfit.inference.builder import covariate_matrix
 
@@ -143,7 +143,7 @@ def test_multifate_population_has_subject_effects_only_where_the_data_inform_the
     cov = list(pm_model.coords["covariate_parameter"])
     assert "kill_rate" in cov and "cytokine_consumption_ratio" not in cov and len(cov) == 7
     beta = pm_model["beta_costim_cd28_free"]
-    assert np.all(beta.owner.inputs[-1].eval() == 1.0)  # sigma of the Normal
+    assert np.all(beta.owner.inputs[-1].eval() == 1.5)  # sigma of the Normal
     data.covariates["lymphodepletion"] = [0.5, 0.9, 0.7]
     assert list(covariate_matrix(data, model).columns) == ["costim_cd28"]
     assert "lymphodepletion" in covariate_matrix(data).columns
