@@ -19,6 +19,7 @@ log density that the step size cannot resolve.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -54,10 +55,14 @@ def _coordinate_names(pm_model: pm.Model, info) -> list[str]:
     return names
 
 
-def locate_divergences(pm_model: pm.Model, sample_stats, obs: pd.DataFrame) -> pd.DataFrame:
+def locate_divergences(
+    pm_model: pm.Model, sample_stats, obs: pd.DataFrame, logp_dlogp: Callable | None = None
+) -> pd.DataFrame:
     """One row per divergent transition with recorded positions: ``chain, draw, subject,
     analyte, time, blq, delta_loglik`` (of the observation whose term changes most) and
-    ``steepest`` (the coordinate with the largest gradient at the start)."""
+    ``steepest`` (the coordinate with the largest gradient at the start). ``logp_dlogp`` is
+    the sampler's compiled log density and gradient in the raveled unconstrained coordinates
+    (:class:`cartfit.inference.sampling.Sampled`); without it one is built here."""
     cols = ["chain", "draw", "subject", "analyte", "time", "blq", "delta_loglik", "steepest"]
     if "divergence_start" not in sample_stats or "divergence_end" not in sample_stats:
         return pd.DataFrame(columns=cols)
@@ -68,10 +73,12 @@ def locate_divergences(pm_model: pm.Model, sample_stats, obs: pd.DataFrame) -> p
         return pd.DataFrame(columns=cols)
     # a handful of evaluations: PyTensor's Python linker (1.6 s to build, ~20 ms per call on 20
     # subjects) instead of numba, whose just-in-time compilation took 20 s in every process
-    fn = pm_model.logp_dlogp_function(ravel_inputs=True, mode=EVAL_MODE)
-    fn.set_extra_values({})
     ip = pm_model.initial_point()
-    info = DictToArrayBijection.map({v.name: ip[v.name] for v in fn._grad_vars})
+    info = DictToArrayBijection.map({v.name: ip[v.name] for v in pm_model.value_vars})
+    if logp_dlogp is None:
+        fn = pm_model.logp_dlogp_function(ravel_inputs=True, mode=EVAL_MODE)
+        fn.set_extra_values({})
+        logp_dlogp = fn
     labels = _coordinate_names(pm_model, info)
     terms = pm_model.compile_fn(
         pm_model.logp(vars=[pm_model["y"]], sum=False)[0],
@@ -96,7 +103,7 @@ def locate_divergences(pm_model: pm.Model, sample_stats, obs: pd.DataFrame) -> p
         delta = pointwise(x1) - pointwise(x0)
         delta[~np.isfinite(delta)] = np.inf
         j = int(np.argmax(np.abs(delta)))
-        _, grad = fn(x0)
+        _, grad = logp_dlogp(x0)
         row = obs.iloc[j]
         rows.append({
             "chain": int(c), "draw": int(d), "subject": str(row["subject"]),

@@ -291,7 +291,7 @@ def fit_cohort(
                 "sampling started around the best"
             )
     if diagnostics.n_divergent:
-        located = locate_divergences(pm_model, idata["sample_stats"], data.obs)
+        located = locate_divergences(pm_model, idata["sample_stats"], data.obs, sampled.logp_dlogp)
         diagnostics.divergences = located.to_dict("records")
         note = divergence_note(located, diagnostics.n_divergent)
         if note:

@@ -39,6 +39,8 @@ class Sampled:
     idata: xr.DataTree
     start: StartReport | None
     seconds: dict[str, float]  # compile, optimise (multi-start and Hessian), sample
+    #: the compiled log density and gradient in the original unconstrained coordinates
+    logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
 
 
 def _raveled(pm_model: pm.Model, point: dict, info) -> np.ndarray:
@@ -168,4 +170,5 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     posterior.attrs["tuning_steps"] = settings.tune
     stats = _map_positions(tree["sample_stats"].to_dataset(), whitened, factors)
     out = xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
-    return Sampled(out, start, {"compile": t1 - t0, "optimise": t2 - t1, "sample": t3 - t2})
+    seconds = {"compile": t1 - t0, "optimise": t2 - t1, "sample": t3 - t2}
+    return Sampled(out, start, seconds, logp_dlogp)
