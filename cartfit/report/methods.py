@@ -71,6 +71,11 @@ def _model_section(model_name: str, growth: str, attrs: dict[str, str]) -> str:
         })
     parts.append("<p>Priors: log-normal, <code>ln θ ~ Normal(ln median, log-SD)</code>, "
                  "as stored in the fit file:</p>" + H.table(pd.DataFrame(rows)))
+    fixed = _json(attrs, "fixed_parameters", [])
+    if fixed:
+        parts.append("<p>Held at the prior median in the population fit (not estimated; a "
+                     "covariate column can still set one per subject): "
+                     f"{H.esc(', '.join(fixed))}.</p>")
     return "\n".join(parts)
 
 

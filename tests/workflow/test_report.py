@@ -25,7 +25,7 @@ SOFTWARE = {"python": "3.12.1", "pymc": "6.4.0", "nutpie": "0.16.0"}
 
 
 def _fit(path: Path, model="predator_prey", growth="gompertz", mode="population",
-         problems=(), kill_median=0.5) -> Path:
+         problems=(), kill_median=0.5, **extra: str) -> Path:
     attrs = {
         "model": model, "growth": growth, "mode": mode, "subjects": json.dumps(["S01", "S02"]),
         "cartfit_version": "0.1.0", "data_sha256": "ab" * 32, "cohort": "data/none",
@@ -38,6 +38,7 @@ def _fit(path: Path, model="predator_prey", growth="gompertz", mode="population"
         "cohort_meta": json.dumps({"name": "synthetic", "license": "CC0"}),
         "diagnostics": json.dumps({"problems": list(problems)}),
         "software": json.dumps(SOFTWARE),
+        **extra,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     xr.DataTree(xr.Dataset(attrs=attrs)).to_netcdf(path, engine="netcdf4")
@@ -179,3 +180,13 @@ def test_costim_section_shows_the_figure_and_all_three_tables(tmp_path: Path):
                  "multifate_gompertz_rechallenge.csv"):  # fmt: skip
         assert f"table {name}" in section.split("</section>")[0]
     assert any(Image.open(io.BytesIO(i)).getpixel((0, 0)) == (1, 2, 3) for i in _images(html))
+
+
+def test_methods_page_names_the_parameters_a_population_fit_holds_fixed(tmp_path: Path):
+    fixed = json.dumps(["cytokine_half_saturation", "lymphodepletion"])
+    fit = _fit(tmp_path / "fits" / "multifate_gompertz_population.nc", model="multifate",
+               fixed_parameters=fixed)  # fmt: skip
+    html = methods_html([fit])
+    assert "Held at the prior median in the population fit" in html
+    assert "cytokine_half_saturation, lymphodepletion" in html
+
