@@ -27,6 +27,7 @@ import pymc as pm
 from pymc.blocking import DictToArrayBijection, RaveledVars
 
 from cartfit.inference.fitfile import DIVERGENCE_NOTE
+from cartfit.inference.op import ODESolveOp
 
 #: PyTensor mode of the few evaluations made here (see :func:`locate_divergences`)
 EVAL_MODE = "FAST_COMPILE"
@@ -55,6 +56,22 @@ def _coordinate_names(pm_model: pm.Model, info) -> list[str]:
     return names
 
 
+def without_sensitivities(output):
+    """``output`` with every ODE solve replaced by one without forward sensitivities (for
+    values only: its Python implementation uses the analyses' solver, not a second one)."""
+    from pytensor.graph.basic import ancestors
+    from pytensor.graph.replace import graph_replace
+
+    replace = {}
+    for var in ancestors([output]):
+        node = var.owner
+        if node is not None and isinstance(node.op, ODESolveOp) and node.op.sensitivities:
+            op = ODESolveOp(node.op.model_name, node.op.growth, node.op.rtol, node.op.atol,
+                            node.op.max_steps, sensitivities=False)  # fmt: skip
+            replace.update(zip(node.outputs, op(*node.inputs), strict=True))
+    return graph_replace(output, replace, strict=False) if replace else output
+
+
 def locate_divergences(
     pm_model: pm.Model, sample_stats, obs: pd.DataFrame, logp_dlogp: Callable | None = None
 ) -> pd.DataFrame:
@@ -81,7 +98,7 @@ def locate_divergences(
         logp_dlogp = fn
     labels = _coordinate_names(pm_model, info)
     terms = pm_model.compile_fn(
-        pm_model.logp(vars=[pm_model["y"]], sum=False)[0],
+        without_sensitivities(pm_model.logp(vars=[pm_model["y"]], sum=False)[0]),
         inputs=pm_model.value_vars,
         on_unused_input="ignore",
         point_fn=False,

@@ -31,9 +31,13 @@ from cartfit.models import get_model
 
 
 class ODESolveOp(Op):
-    """Batch ODE solve with forward sensitivities for a registered model."""
+    """Batch ODE solve with forward sensitivities for a registered model.
 
-    __props__ = ("model_name", "growth", "rtol", "atol", "max_steps")
+    ``sensitivities=False`` makes the Python implementation (``perform``) solve without them
+    and return zeros in their place, with the solver that the analyses use
+    (:func:`cartfit.inference.predict.solve_draws`): for evaluations that need no gradient."""
+
+    __props__ = ("model_name", "growth", "rtol", "atol", "max_steps", "sensitivities")
 
     def __init__(
         self,
@@ -42,12 +46,14 @@ class ODESolveOp(Op):
         rtol: float = 1e-6,
         atol: float = 1e-6,
         max_steps: int = 2_000,
+        sensitivities: bool = True,
     ):
         self.model_name = model_name
         self.growth = growth
         self.rtol = float(rtol)
         self.atol = float(atol)
         self.max_steps = int(max_steps)
+        self.sensitivities = bool(sensitivities)
 
     @property
     def model(self):
@@ -66,7 +72,7 @@ class ODESolveOp(Op):
         return Apply(self, [log_params, log_y0, times, n_times], outputs)
 
     def perform(self, node, inputs, output_storage):
-        solve = get_batch_solver(self.model, True)
+        solve = get_batch_solver(self.model, self.sensitivities)
         log_params, log_y0, times, n_times = inputs
         ys, sens, status = solve(
             np.ascontiguousarray(log_params),
@@ -77,6 +83,9 @@ class ODESolveOp(Op):
             self.atol,
             self.max_steps,
         )
+        if not self.sensitivities:
+            n_q = self.model.n_params + self.model.n_states
+            sens = np.zeros((*ys.shape, n_q))
         output_storage[0][0] = ys
         output_storage[1][0] = sens
         output_storage[2][0] = status

@@ -256,3 +256,18 @@ def test_divergences_are_located_at_the_observation_whose_term_jumps(tiny_cohort
     assert located.loc[0, "steepest"].split("[")[0] in names
     note = divergence_note(located, 1)
     assert note.startswith("divergences located (1 of 1)") and located.loc[0, "subject"] in note
+    # the terms are evaluated without sensitivities; a given log density + gradient (the
+    # sampler's, in the same raveled layout) gives the same answer
+    from pytensor.graph.basic import ancestors
+
+    from cartfit.inference.divergences import without_sensitivities
+    from cartfit.inference.op import ODESolveOp
+
+    values = without_sensitivities(pm_model.logp(vars=[pm_model["y"]], sum=False)[0])
+    ops = [v.owner.op for v in ancestors([values])
+           if v.owner is not None and isinstance(v.owner.op, ODESolveOp)]  # fmt: skip
+    assert ops and not any(op.sensitivities for op in ops)
+    fn = pm_model.logp_dlogp_function(ravel_inputs=True)
+    fn.set_extra_values({})
+    again = locate_divergences(pm_model, stats_, data.obs, fn)
+    pd.testing.assert_frame_equal(again, located)
