@@ -59,8 +59,8 @@ def _coordinate_names(pm_model: pm.Model, info) -> list[str]:
 def without_sensitivities(output):
     """``output`` with every ODE solve replaced by one without forward sensitivities (for
     values only: its Python implementation uses the analyses' solver, not a second one)."""
-    from pytensor.graph.basic import ancestors
     from pytensor.graph.replace import graph_replace
+    from pytensor.graph.traversal import ancestors
 
     replace = {}
     for var in ancestors([output]):

@@ -258,7 +258,7 @@ def test_divergences_are_located_at_the_observation_whose_term_jumps(tiny_cohort
     assert note.startswith("divergences located (1 of 1)") and located.loc[0, "subject"] in note
     # the terms are evaluated without sensitivities; a given log density + gradient (the
     # sampler's, in the same raveled layout) gives the same answer
-    from pytensor.graph.basic import ancestors
+    from pytensor.graph.traversal import ancestors
 
     from cartfit.inference.divergences import without_sensitivities
     from cartfit.inference.op import ODESolveOp
