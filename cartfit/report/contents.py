@@ -29,7 +29,6 @@ COMPARE_STEM = re.compile(rf"^(?P<model>{_MODEL})_(?P<unit>.+)$")
 MODELS_STEM = re.compile(r"^models_(?P<unit>.+)$")
 #: the contrast table of a multifate population fit: ``costim/<model>_<growth>.csv``
 COSTIM_STEM = re.compile(rf"^(?P<model>{_MODEL})_(?P<growth>{_GROWTH})$")
-COSTIM_SUFFIXES = ("_homeostatic", "_rechallenge")
 POPULATION = "population"
 
 #: section of the report for each figure kind, in order
@@ -208,15 +207,13 @@ def items(results: Results, attrs: dict[Path, dict[str, str]]) -> list[Item]:
             }[kind]
             out.append(Item(kind, f"{model} / {growth}", group,
                             fig / f"{kind}_{model}_{growth}.png", caption, group))
-    listed = {p.name for p in results.costim}
     for path in results.costim:
         m = COSTIM_STEM.match(path.stem)
         if not m:
             continue  # the per-subject tables are shown under their contrast table
         fit = by_stem.get(f"{path.stem}_{POPULATION}")
         settings = f"; fit: {settings_text(fit)}" if fit else ""
-        tables = [path] + [path.with_name(f"{path.stem}{s}.csv") for s in COSTIM_SUFFIXES
-                           if f"{path.stem}{s}.csv" in listed]
+        tables = [path] + [p for p in results.costim if p.stem.startswith(f"{path.stem}_")]
         out.append(Item("costim", f"{m['model']} / {m['growth']}", [path],
                         fig / f"costim_{path.stem}.png",
                         f"CD28 − 4-1BB differences from the {esc(m['model'])} / "

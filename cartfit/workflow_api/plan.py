@@ -97,20 +97,16 @@ def sampler_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def costim_domains(path: Path) -> set[str]:
-    """The values of a subjects.csv's ``costim`` column, read without validating anything
-    else (empty when the file or the column is missing)."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            return {row["costim"].strip() for row in csv.DictReader(f) if row.get("costim")}
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return set()
+    """The values of a subjects.csv's ``costim`` column (empty without the file or column)."""
+    return set(_column(path, "costim"))
 
 
-def _subject_ids(path: Path) -> list[str]:
-    """The ``subject`` column of a subjects.csv, read without validating anything else."""
+def _column(path: Path, name: str) -> list[str]:
+    """The non-empty cells of column ``name`` of a subjects.csv, read without validating
+    anything else (empty when the file or the column is missing or unreadable)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            return [row["subject"].strip() for row in csv.DictReader(f) if row.get("subject")]
+            return [row[name].strip() for row in csv.DictReader(f) if row.get(name)]
     except (OSError, UnicodeDecodeError, KeyError, csv.Error):
         return []
 
@@ -128,7 +124,7 @@ def fit_units(fit_mode: str, cohort_dir: str | os.PathLike[str]) -> list[str]:
     """
     if fit_mode == POPULATION:
         return [POPULATION]
-    ids = sorted(set(_subject_ids(Path(cohort_dir) / "subjects.csv")))
+    ids = sorted(set(_column(Path(cohort_dir) / "subjects.csv", "subject")))
     if POPULATION in ids:
         raise CartfitError(
             f"{cohort_dir}/subjects.csv: a subject is called {POPULATION!r}, which names the "
