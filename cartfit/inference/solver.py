@@ -15,13 +15,17 @@ where :math:`S = \partial y / \partial \theta` is the sensitivity with respect t
 solution for the accepted step sequence, so value and gradient agree.
 
 Steps are chosen by the embedded error estimate of the states (mixed absolute/relative norm,
-``atol + rtol |y|`` on log states, i.e. a relative error on the natural scale), and clipped so that
-every observation time is hit exactly. A subject whose solve fails (non-finite values, step size
-underflow, too many steps) gets ``status = 1`` and zeros in its outputs; the caller turns that into
-a ``-inf`` log density for the draw.
+``atol + rtol |y|`` on log states, i.e. a relative error on the natural scale) with Hairer and
+Wanner's PI controller, and are not shortened for observation times: the states and
+sensitivities at an observation time inside a step come from the method's continuous extension
+of order 4 (linear in the stages, so it is differentiated exactly too). Only the last step is
+clipped to end at the last observation time. A subject whose solve fails (non-finite values,
+step size underflow, too many steps) gets ``status = 1`` and zeros in its outputs; the caller
+turns that into a ``-inf`` log density for the draw.
 
 Reference: Dormand & Prince, J Comput Appl Math 6:19 (1980); Hairer, Nørsett & Wanner, *Solving
-ODEs I* (1993), II.4 (step control) and I.14 (internal differentiation).
+ODEs I* (1993), II.4 (step control), II.6 (continuous
+extension) and I.14 (internal differentiation); Hairer & Wanner's DOPRI5 code (PI control).
 """
 
 from __future__ import annotations
@@ -52,6 +56,17 @@ E1, E3, E4, E5, E6, E7 = (
     22 / 525,
     -1 / 40,
 )
+
+# continuous extension of order 4 (Hairer, Nørsett & Wanner, II.6; DOPRI5's CONTD5)
+D1, D3, D4 = -12715105075 / 11282082432, 87487479700 / 32700410799, -10690763975 / 1880347072
+D5, D6, D7 = 701980252875 / 199316789632, -1453857185 / 822651844, 69997945 / 29380423
+# PI step-size control (Hairer & Wanner's DOPRI5 defaults): h_new = h * safety *
+# err^-(1/5 - 0.75 beta) * err_old^beta, the factor kept within [1/5, 10]
+BETA = 0.04
+EXPO1 = 0.2 - 0.75 * BETA
+SAFETY = 0.9
+FAC_MIN_INV, FAC_MAX_INV = 5.0, 0.1  # 1/fac1, 1/fac2
+FAC_MAX_REJECT = 5.0
 
 STATUS_OK = 0
 STATUS_FAILED = 1
@@ -108,11 +123,43 @@ def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
     return aug
 
 
+@numba.njit(error_model="numpy")
+def dense(theta, h, z, znew, k1, k3, k4, k5, k6, k7, out):
+    r"""The continuous extension at :math:`t + \theta h` of the accepted step from ``z`` to
+    ``znew``: :math:`y = z + \theta(\Delta + (1-\theta)(b + \theta(\Delta - h k_7 - b +
+    (1-\theta) r_5)))` with :math:`\Delta = z_{new} - z`, :math:`b = h k_1 - \Delta` and
+    :math:`r_5 = h \sum_i d_i k_i`. It is linear in the stages, so the sensitivities it gives
+    are the exact derivatives of the interpolated discrete solution."""
+    t1 = 1.0 - theta
+    for i in range(z.shape[0]):
+        diff = znew[i] - z[i]
+        bspl = h * k1[i] - diff
+        r5 = h * (D1 * k1[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i])
+        out[i] = z[i] + theta * (diff + t1 * (bspl + theta * (diff - h * k7[i] - bspl + t1 * r5)))
+
+
 def _make_batch_solver(model: ODEModel, with_sens: bool):
     n_s, n_p = model.n_states, model.n_params
     n_q = n_p + n_s
     n_z = n_s + (n_s * n_q if with_sens else 0)
     aug = _make_augmented_rhs(model, n_s, n_p, with_sens)
+
+    @numba.njit(error_model="numpy")
+    def emit(z, ys_row, sens_row):
+        """Copy the log states (and sensitivities) ``z`` into one output row; False if any is
+        not finite."""
+        for i in range(n_s):
+            if not np.isfinite(z[i]):
+                return False
+            ys_row[i] = z[i]
+        if with_sens:
+            for i in range(n_s):
+                for j in range(n_q):
+                    v = z[n_s + i * n_q + j]
+                    if not np.isfinite(v):
+                        return False
+                    sens_row[i, j] = v
+        return True
 
     @numba.njit(error_model="numpy")
     def solve_one(p, y0, times, n_t, rtol, atol, max_steps, ys, sens):
@@ -126,6 +173,14 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
         zt, znew = np.empty(n_z), np.empty(n_z)
         jy, jp = np.zeros((n_s, n_s)), np.zeros((n_s, n_p))
         t = 0.0
+        it = 0
+        while it < n_t and times[it] <= t:  # outputs at t = 0
+            if not emit(z, ys[it], sens[it]):
+                return STATUS_FAILED
+            it += 1
+        if it == n_t:
+            return STATUS_OK
+        t_end = times[n_t - 1]
         aug(t, z, p, k1, jy, jp)
         # initial step: a small fraction of the first interval (Hairer's h0 heuristic, simplified)
         d0 = 0.0
@@ -138,72 +193,70 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
         d1 = np.sqrt(d1 / n_s)
         h = 1e-3 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
         h = min(max(h, 1e-6), 1.0)
+        err_old = 1e-4  # PI step-size control (Hairer & Wanner's DOPRI5: beta 0.04)
         steps = 0
-        for it in range(n_t):
-            t_target = times[it]
-            while t < t_target:
-                if steps >= max_steps or h < 1e-12:
-                    return STATUS_FAILED
-                last = False
-                if t + h >= t_target:
-                    h_try = t_target - t
-                    last = True
-                else:
-                    h_try = h
-                for i in range(n_z):
-                    zt[i] = z[i] + h_try * A21 * k1[i]
-                aug(t + C2 * h_try, zt, p, k2, jy, jp)
-                for i in range(n_z):
-                    zt[i] = z[i] + h_try * (A31 * k1[i] + A32 * k2[i])
-                aug(t + C3 * h_try, zt, p, k3, jy, jp)
-                for i in range(n_z):
-                    zt[i] = z[i] + h_try * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i])
-                aug(t + C4 * h_try, zt, p, k4, jy, jp)
-                for i in range(n_z):
-                    zt[i] = z[i] + h_try * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
-                aug(t + C5 * h_try, zt, p, k5, jy, jp)
-                for i in range(n_z):
-                    zt[i] = z[i] + h_try * (
-                        A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]
-                    )
-                aug(t + h_try, zt, p, k6, jy, jp)
-                for i in range(n_z):
-                    znew[i] = z[i] + h_try * (
-                        B1 * k1[i] + B3 * k3[i] + B4 * k4[i] + B5 * k5[i] + B6 * k6[i]
-                    )
-                aug(t + h_try, znew, p, k7, jy, jp)
-                err = 0.0
-                for i in range(n_s):
-                    e = h_try * (
-                        E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]
-                    )
-                    sc = atol + rtol * max(abs(z[i]), abs(znew[i]))
-                    err += (e / sc) ** 2
-                err = np.sqrt(err / n_s)
-                steps += 1
-                if not np.isfinite(err):
-                    h = 0.25 * h_try
-                    continue
-                if err <= 1.0:
-                    t = t_target if last else t + h_try
-                    for i in range(n_z):
-                        z[i] = znew[i]
-                        k1[i] = k7[i]  # first same as last
-                    fac = 0.9 * err**-0.2 if err > 0 else 5.0
-                    h = h_try * min(5.0, max(0.2, fac)) if not last else max(h, h_try)
-                else:
-                    h = h_try * max(0.2, 0.9 * err**-0.2)
+        while it < n_t:
+            if steps >= max_steps or h < 1e-12:
+                return STATUS_FAILED
+            last = t + h >= t_end
+            h_try = t_end - t if last else h
+            for i in range(n_z):
+                zt[i] = z[i] + h_try * A21 * k1[i]
+            aug(t + C2 * h_try, zt, p, k2, jy, jp)
+            for i in range(n_z):
+                zt[i] = z[i] + h_try * (A31 * k1[i] + A32 * k2[i])
+            aug(t + C3 * h_try, zt, p, k3, jy, jp)
+            for i in range(n_z):
+                zt[i] = z[i] + h_try * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i])
+            aug(t + C4 * h_try, zt, p, k4, jy, jp)
+            for i in range(n_z):
+                zt[i] = z[i] + h_try * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
+            aug(t + C5 * h_try, zt, p, k5, jy, jp)
+            for i in range(n_z):
+                zt[i] = z[i] + h_try * (
+                    A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]
+                )
+            aug(t + h_try, zt, p, k6, jy, jp)
+            for i in range(n_z):
+                znew[i] = z[i] + h_try * (
+                    B1 * k1[i] + B3 * k3[i] + B4 * k4[i] + B5 * k5[i] + B6 * k6[i]
+                )
+            aug(t + h_try, znew, p, k7, jy, jp)
+            err = 0.0
             for i in range(n_s):
-                if not np.isfinite(z[i]):
+                e = h_try * (
+                    E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]
+                )
+                sc = atol + rtol * max(abs(z[i]), abs(znew[i]))
+                err += (e / sc) ** 2
+            err = np.sqrt(err / n_s)
+            steps += 1
+            if not np.isfinite(err):
+                h = 0.25 * h_try
+                continue
+            fac = err**EXPO1
+            if err > 1.0:  # rejected
+                h = h_try / min(FAC_MAX_REJECT, fac / SAFETY)
+                continue
+            # accepted: outputs inside (t, t + h_try] from the continuous extension
+            t_new = t_end if last else t + h_try
+            while it < n_t and times[it] <= t_new:
+                if times[it] >= t_new:
+                    ok = emit(znew, ys[it], sens[it])
+                else:
+                    theta = (times[it] - t) / h_try
+                    dense(theta, h_try, z, znew, k1, k3, k4, k5, k6, k7, zt)
+                    ok = emit(zt, ys[it], sens[it])
+                if not ok:
                     return STATUS_FAILED
-                ys[it, i] = z[i]
-            if with_sens:
-                for i in range(n_s):
-                    for j in range(n_q):
-                        v = z[n_s + i * n_q + j]
-                        if not np.isfinite(v):
-                            return STATUS_FAILED
-                        sens[it, i, j] = v
+                it += 1
+            t = t_new
+            for i in range(n_z):
+                z[i] = znew[i]
+                k1[i] = k7[i]  # first same as last
+            fac = min(FAC_MIN_INV, max(FAC_MAX_INV, fac / err_old**BETA / SAFETY))
+            err_old = max(err, 1e-4)
+            h = h_try / fac
         return STATUS_OK
 
     @numba.njit(error_model="numpy")

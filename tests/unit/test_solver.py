@@ -100,7 +100,8 @@ def test_padded_rows_repeat_their_last_time():
         100_000,
     )
     assert status.tolist() == [0, 0]
-    np.testing.assert_allclose(ys[1, :5], ys[0, :5], atol=1e-9)
+    # the short row ends its last step on day TIMES[4]; the long one interpolates there
+    np.testing.assert_allclose(ys[1, :5], ys[0, :5], atol=2e-5)
     np.testing.assert_allclose(ys[1, 5:], np.repeat(ys[1, 4:5], len(TIMES) - 5, axis=0))
 
 
