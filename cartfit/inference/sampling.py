@@ -127,7 +127,9 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     identity = compiled.logp_func  # x̂ = 0, L = I: the original log density and gradient
 
     def logp_dlogp(x):
-        logp, grad = identity(x)
+        # a fresh C-contiguous writable copy: numba compiles (10-20 s) a second version of the
+        # whole graph for any other array type, e.g. the read-only divergence positions
+        logp, grad = identity(np.array(x, dtype=float, order="C"))
         return float(logp), np.asarray(grad, float)
 
     t1 = time.perf_counter()
