@@ -73,37 +73,44 @@ STATUS_FAILED = 1
 
 
 def _in_place_kernels(model: ODEModel):
-    """``(rhs_into, jac_into)`` of a model: its own, or wrappers of its pure rhs/jac."""
+    """``(rhs_into, rhs_jac_into)`` of a model: its own, fused from its ``rhs_into`` and
+    ``jac_into``, or wrappers of its pure rhs/jac."""
+    if model.rhs_into is not None and model.rhs_jac_into is not None:
+        return model.rhs_into, model.rhs_jac_into
     if model.rhs_into is not None and model.jac_into is not None:
-        return model.rhs_into, model.jac_into
-    rhs, jac = model.rhs, model.jac
+        rhs_into, jac_into = model.rhs_into, model.jac_into
+    else:
+        rhs, jac = model.rhs, model.jac
+
+        @numba.njit(error_model="numpy")
+        def rhs_into(t, y, p, out):
+            out[:] = rhs(t, y, p)
+
+        @numba.njit(error_model="numpy")
+        def jac_into(t, y, p, jy, jp):
+            a, b = jac(t, y, p)
+            jy[:, :] = a
+            jp[:, :] = b
 
     @numba.njit(error_model="numpy")
-    def rhs_into(t, y, p, out):
-        out[:] = rhs(t, y, p)
+    def rhs_jac_into(t, y, p, out, jy, jp):
+        rhs_into(t, y, p, out)
+        jac_into(t, y, p, jy, jp)
 
-    @numba.njit(error_model="numpy")
-    def jac_into(t, y, p, jy, jp):
-        a, b = jac(t, y, p)
-        jy[:, :] = a
-        jp[:, :] = b
-
-    return rhs_into, jac_into
+    return rhs_into, rhs_jac_into
 
 
 def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
     n_q = n_p + n_s
-    rhs_into, jac_into = _in_place_kernels(model)
+    rhs_into, rhs_jac_into = _in_place_kernels(model)
 
     if with_sens:
 
         @numba.njit(error_model="numpy")
         def aug(t, z, p, out, jy, jp):
-            y = z[:n_s]
-            rhs_into(t, y, p, out[:n_s])
             jy[:, :] = 0.0
             jp[:, :] = 0.0
-            jac_into(t, y, p, jy, jp)
+            rhs_jac_into(t, z[:n_s], p, out[:n_s], jy, jp)
             for i in range(n_s):
                 base = n_s + i * n_q
                 for j in range(n_q):

@@ -62,18 +62,22 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
         out[1] = p * np.exp(y[0]) - d
 
     @numba.njit(error_model="numpy")
-    def jac_into(t, y, params, jy, jp):
-        # J_y = [[G'(u), -k e^v], [p e^u, 0]];  J_p: growth block, -e^v, e^u, -1
-        k, p = params[n_g], params[n_g + 1]
+    def rhs_jac_into(t, y, params, out, jy, jp):
+        # the right-hand side and J_y = [[G'(u), -k e^v], [p e^u, 0]], J_p: growth block,
+        # -e^v, e^u, -1, with e^u and e^v computed once
+        k, p, d = params[n_g], params[n_g + 1], params[n_g + 2]
         eu, ev = np.exp(y[0]), np.exp(y[1])
+        g = per_capita(y[0], params[:n_g])
         jy[0, 0] = per_capita_jac(y[0], params[:n_g], jp[0])
+        out[0] = g - k * ev
+        out[1] = p * eu - d
         jy[0, 1] = -k * ev
         jy[1, 0] = p * eu
         jp[0, n_g] = -ev
         jp[1, n_g + 1] = eu
         jp[1, n_g + 2] = -1.0
 
-    rhs, jac = pure_kernels(rhs_into, jac_into, 2, n_g + 3)
+    rhs, jac = pure_kernels(rhs_into, rhs_jac_into, 2, n_g + 3)
 
     return ODEModel(
         name="predator_prey",
@@ -83,7 +87,7 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
         rhs=rhs,
         jac=jac,
         rhs_into=rhs_into,
-        jac_into=jac_into,
+        rhs_jac_into=rhs_jac_into,
         observables=two_state.OBSERVABLES,
         equations=(
             growth.equation.replace("B", "B", 1) + r" - k B C,\quad \frac{dC}{dt} = p B C - d C"
