@@ -285,9 +285,14 @@ def fit_cohort(
     if start is not None:
         diagnostics.starts = start.log_densities
         if start.n_distinct > 1:
+            stopped = (
+                f"; {start.n_unconverged} of them stopped at the iteration limit, not at an optimum"
+                if start.n_unconverged
+                else ""
+            )
             diagnostics.notes.append(
                 f"multi-start optimisation found {start.n_distinct} distinct optima (log density "
-                f"{', '.join(f'{v:.1f}' for v in start.log_densities)}); "
+                f"{', '.join(f'{v:.1f}' for v in start.log_densities)}{stopped}); "
                 "sampling started around the best"
             )
     if diagnostics.n_divergent:

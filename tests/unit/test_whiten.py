@@ -191,3 +191,20 @@ def test_chains_start_at_distinct_corners_closer_in_where_the_density_is_implaus
         return 0.0 if not np.any(w) else -np.inf
 
     assert not np.any(corner_start(nowhere, 500, 0.0)(7))
+
+
+def test_multistart_counts_starts_stopped_by_the_iteration_limit():
+    """A quadratic with condition number 100 over 50 coordinates is not solved by L-BFGS in 5
+    iterations but is in 400: the report says how many starts were cut short."""
+    from cartfit.inference.init import multistart
+
+    scales = np.logspace(0, 1, 50)
+
+    def logp_dlogp(x):
+        return -0.5 * float(np.sum((scales * (x - 1.0)) ** 2)), -(scales**2) * (x - 1.0)
+
+    short = multistart(logp_dlogp, np.zeros(50), n_starts=3, seed=1, max_iter=5)
+    assert short.n_unconverged == 3
+    full = multistart(logp_dlogp, np.zeros(50), n_starts=3, seed=1, max_iter=400)
+    assert full.n_unconverged == 0
+    np.testing.assert_allclose(full.x, 1.0, atol=1e-4)
