@@ -38,7 +38,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from cartfit.models.base import ODEModel
+from cartfit.models.base import ODEModel, fused_kernel
 
 # Dormand–Prince 5(4) tableau (Hairer, Nørsett & Wanner, Table II.5.2)
 C2, C3, C4, C5 = 1 / 5, 3 / 10, 4 / 5, 8 / 9
@@ -66,7 +66,6 @@ BETA = 0.04
 EXPO1 = 0.2 - 0.75 * BETA
 SAFETY = 0.9
 FAC_MIN_INV, FAC_MAX_INV = 5.0, 0.1  # 1/fac1, 1/fac2
-FAC_MAX_REJECT = 5.0
 
 STATUS_OK = 0
 STATUS_FAILED = 1
@@ -78,26 +77,20 @@ def _in_place_kernels(model: ODEModel):
     if model.rhs_into is not None and model.rhs_jac_into is not None:
         return model.rhs_into, model.rhs_jac_into
     if model.rhs_into is not None and model.jac_into is not None:
-        rhs_into, jac_into = model.rhs_into, model.jac_into
-    else:
-        rhs, jac = model.rhs, model.jac
-
-        @numba.njit(error_model="numpy")
-        def rhs_into(t, y, p, out):
-            out[:] = rhs(t, y, p)
-
-        @numba.njit(error_model="numpy")
-        def jac_into(t, y, p, jy, jp):
-            a, b = jac(t, y, p)
-            jy[:, :] = a
-            jp[:, :] = b
+        return model.rhs_into, fused_kernel(model.rhs_into, model.jac_into)
+    rhs, jac = model.rhs, model.jac
 
     @numba.njit(error_model="numpy")
-    def rhs_jac_into(t, y, p, out, jy, jp):
-        rhs_into(t, y, p, out)
-        jac_into(t, y, p, jy, jp)
+    def rhs_into(t, y, p, out):
+        out[:] = rhs(t, y, p)
 
-    return rhs_into, rhs_jac_into
+    @numba.njit(error_model="numpy")
+    def jac_into(t, y, p, jy, jp):
+        a, b = jac(t, y, p)
+        jy[:, :] = a
+        jp[:, :] = b
+
+    return rhs_into, fused_kernel(rhs_into, jac_into)
 
 
 def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
@@ -243,7 +236,7 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
                 continue
             fac = err**EXPO1
             if err > 1.0:  # rejected
-                h = h_try / min(FAC_MAX_REJECT, fac / SAFETY)
+                h = h_try / min(FAC_MIN_INV, fac / SAFETY)
                 continue
             # accepted: outputs inside (t, t + h_try] from the continuous extension
             t_new = t_end if last else t + h_try

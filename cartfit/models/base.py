@@ -127,12 +127,23 @@ def check_priors(
         )
 
 
-def pure_kernels(rhs_into: Callable, jac_kernel: Callable, n_states: int, n_params: int):
+def fused_kernel(rhs_into: Callable, jac_into: Callable) -> Callable:
+    """``rhs_jac_into(t, y, p, out, jy, jp)`` from separate in-place kernels ``rhs_into`` and
+    ``jac_into`` (for models without a fused kernel of their own)."""
+
+    @numba.njit(error_model="numpy")
+    def rhs_jac_into(t, y, p, out, jy, jp):
+        rhs_into(t, y, p, out)
+        jac_into(t, y, p, jy, jp)
+
+    return rhs_jac_into
+
+
+def pure_kernels(rhs_into: Callable, rhs_jac_into: Callable, n_states: int, n_params: int):
     """``(rhs, jac)`` returning new arrays, from a model's in-place kernels
-    ``rhs_into(t, y, p, out)`` and either ``jac_into(t, y, p, jy, jp)`` or the fused
-    ``rhs_jac_into(t, y, p, out, jy, jp)`` (both expect zeroed ``jy``, ``jp``); the solver calls
-    the in-place ones, tests and references the pure ones."""
-    fused = _n_args(jac_kernel) == 6
+    ``rhs_into(t, y, p, out)`` and ``rhs_jac_into(t, y, p, out, jy, jp)`` (which expects zeroed
+    ``jy``, ``jp``; :func:`fused_kernel` makes one from a separate ``jac_into``); the solver
+    calls the in-place ones, tests and references the pure ones."""
 
     @numba.njit(error_model="numpy")
     def rhs(t, y, params):
@@ -140,29 +151,11 @@ def pure_kernels(rhs_into: Callable, jac_kernel: Callable, n_states: int, n_para
         rhs_into(t, y, params, dy)
         return dy
 
-    if fused:
-
-        @numba.njit(error_model="numpy")
-        def jac(t, y, params):
-            jy = np.zeros((n_states, n_states))
-            jp = np.zeros((n_states, n_params))
-            jac_kernel(t, y, params, np.empty(n_states), jy, jp)
-            return jy, jp
-
-    else:
-
-        @numba.njit(error_model="numpy")
-        def jac(t, y, params):
-            jy = np.zeros((n_states, n_states))
-            jp = np.zeros((n_states, n_params))
-            jac_kernel(t, y, params, jy, jp)
-            return jy, jp
+    @numba.njit(error_model="numpy")
+    def jac(t, y, params):
+        jy = np.zeros((n_states, n_states))
+        jp = np.zeros((n_states, n_params))
+        rhs_jac_into(t, y, params, np.empty(n_states), jy, jp)
+        return jy, jp
 
     return rhs, jac
-
-
-def _n_args(kernel: Callable) -> int:
-    """Number of positional arguments of a (numba-compiled) kernel."""
-    import inspect
-
-    return len(inspect.signature(getattr(kernel, "py_func", kernel)).parameters)

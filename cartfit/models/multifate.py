@@ -36,7 +36,7 @@ import numba
 import numpy as np
 
 from cartfit.growth.base import GrowthLaw
-from cartfit.models.base import ODEModel, pure_kernels
+from cartfit.models.base import ODEModel, fused_kernel, pure_kernels
 from cartfit.models.cytokine import relative_cytokine
 from cartfit.models.logsum import log_sum_exp
 from cartfit.models.multifate_priors import COSTIM_PRESETS, INITIAL_FRACTIONS, PARAMETERS
@@ -133,7 +133,7 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         jp[2, o + 7] = -1.0
         jp[3, o + 8] = -np.exp(e)
 
-    rhs, jac = pure_kernels(rhs_into, jac_into, 4, n_g + 14)
+    rhs, jac = pure_kernels(rhs_into, fused_kernel(rhs_into, jac_into), 4, n_g + 14)
 
     def killing_rate(log_states, params):
         """Per-capita kill rate of the tumour by effectors, k E (1/day)."""
