@@ -25,10 +25,11 @@ Population:
     \beta \sim \mathcal N(0, 0.5),\ \eta_{ij} \sim \mathcal N(0, 1)
 
 with covariates :math:`X_i` (co-stimulation CD28 vs 4-1BB, centred lymphodepletion) where they
-vary in the cohort. Parameters each subject's own data pin down (CAR T expansion and
-contraction, tumour growth) are written centred instead,
-:math:`\ln\theta_{ij} \sim \mathcal N(\mu_j + X_i \beta_j, \omega_j)` (see
-:func:`centred_parameters`). Initial CAR T is proportional to dose;
+vary in the cohort. The subject effects are sampled partially centred, with a weight per subject
+and parameter between the non-centred form above and the centred
+:math:`\ln\theta_{ij} \sim \mathcal N(\mu_j + X_i \beta_j, \omega_j)`; the weights start at
+1 for the parameters of :func:`centred_parameters` and 0 for the rest, and the sampler sets
+them from the data (see :mod:`cartfit.inference.centring`). Initial CAR T is proportional to dose;
 initial tumour is centred on the subject's baseline (see :mod:`cartfit.inference.priors`).
 """
 
@@ -41,6 +42,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from cartfit.inference import priors as P
+from cartfit.inference.centring import Centring
 from cartfit.inference.data import FitData
 from cartfit.inference.op import ODESolveOp
 from cartfit.models.base import ODEModel
@@ -94,7 +96,7 @@ def fixed_parameters(model: ODEModel) -> tuple[str, ...]:
 
 
 def centred_parameters(model: ODEModel, data: FitData) -> tuple[str, ...]:
-    """Parameters whose subject effects are centred in a population fit.
+    """Parameters whose subject effects start centred (weight 1) in a population fit.
 
     Non-centring suits a parameter the subject's own data say little about; a parameter the
     subject's data pin down mixes better centred (Papaspiliopoulos, Roberts & Sköld 2007). When
@@ -160,22 +162,17 @@ def _subject_log_params(model: ODEModel, data: FitData, population: bool):
         beta = pt.set_subtensor(pt.zeros(model.n_params)[cov_idx], beta_free)
         pm.Deterministic(f"beta_{name}", beta, dims="parameter")
         loc = loc + x[:, None] * beta
+    idx = np.asarray(varying, dtype=int)
     centred_names = set(centred_parameters(model, data))
-    nc = [k for k, i in enumerate(varying) if model.parameter_names[i] not in centred_names]
-    ce = [k for k, i in enumerate(varying) if model.parameter_names[i] in centred_names]
-    log_theta = loc
-    if nc:
-        pm_model.add_coord("noncentred_parameter", [model.parameter_names[varying[k]] for k in nc])
-        eta = pm.Normal("eta", 0.0, 1.0, dims=("subject", "noncentred_parameter"))
-        idx = [varying[k] for k in nc]
-        log_theta = pt.set_subtensor(log_theta[:, idx], loc[:, idx] + omega_free[nc] * eta)
-    if ce:
-        pm_model.add_coord("centred_parameter", [model.parameter_names[varying[k]] for k in ce])
-        idx = [varying[k] for k in ce]
-        lt = pm.Normal(
-            "log_theta_centred", loc[:, idx], omega_free[ce], dims=("subject", "centred_parameter")
-        )
-        log_theta = pt.set_subtensor(log_theta[:, idx], lt)
+    initial = [1.0 if model.parameter_names[i] in centred_names else 0.0 for i in varying]
+    weights = _data("centring", np.tile(initial, (data.n_subjects, 1)))
+    loc_v = loc[:, idx]
+    eta = pm.Normal(
+        "eta", weights * loc_v, omega_free**weights, dims=("subject", "varying_parameter")
+    )
+    effect = omega_free ** (1.0 - weights) * (eta - weights * loc_v)
+    log_theta = pt.set_subtensor(loc[:, idx], loc_v + effect)
+    pm_model.cartfit_centring = Centring(weights, loc_v, omega_free)
     return log_theta
 
 

@@ -204,6 +204,13 @@ def assemble(
         .to_dataset()
         .drop_vars(list(POSITION_STATS), errors="ignore"),
     }
+    centring = getattr(pm_model, "cartfit_centring", None)
+    if centring is not None:  # the weights eta was sampled under (cartfit.inference.centring)
+        groups["constant_data"]["centring"] = xr.DataArray(
+            np.asarray(centring.weights.get_value(), float),
+            dims=("subject", "varying_parameter"),
+            coords={"varying_parameter": list(pm_model.coords["varying_parameter"])},
+        )
     tree = xr.DataTree.from_dict(groups)
     priors = P.parameter_priors(model, data)
     from cartfit.versions import software_versions

@@ -26,7 +26,9 @@ Groups and variables
     ``obs_subject`` (obs, str), ``obs_time`` (obs, days), ``obs_analyte`` (obs, str),
     ``obs_lloq`` (obs, NaN if none), ``obs_blq`` (obs, int 0/1),
     ``scale`` (analyte): the reference level that divides each analyte's measured values
-    (scaled = measured / scale), ``subject_dose`` (subject), ``subject_costim`` (subject, str).
+    (scaled = measured / scale), ``subject_dose`` (subject), ``subject_costim`` (subject, str);
+    population fits add ``centring`` (subject, varying_parameter), the partial-centring weights
+    the subject effects ``eta`` were sampled under (see :mod:`cartfit.inference.centring`).
 ``sample_stats``
     nutpie's sample statistics (``diverging``, ``tree_depth``, ``energy``, ``step_size`` ...).
 
@@ -36,8 +38,9 @@ Root attributes (strings; JSON where structured)
 ``cartfit_version``, ``data_sha256``, ``cohort`` (folder path), ``seed``, ``sampler``,
 ``settings`` (JSON), ``priors`` (JSON), ``units`` (JSON analyte -> unit), ``cohort_meta`` (JSON of
 cohort.yaml), ``diagnostics`` (JSON summary), ``created`` (ISO time); population fits add
-``covariates``, ``centred_parameters`` and ``fixed_parameters`` (JSON lists; the last held at
-their prior medians, see :func:`cartfit.inference.builder.fixed_parameters`).
+``covariates``, ``centred_parameters`` (centred before the weights are set from the data) and
+``fixed_parameters`` (JSON lists; the last held at their prior medians, see
+:func:`cartfit.inference.builder.fixed_parameters`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ sampling.
 
 The model is compiled once by nutpie (numba backend), in whitened coordinates with the identity
 map (see :mod:`cartfit.inference.whiten`). Its compiled log density serves the multi-start
-optimisation and the Hessian at the optimum; the whitening is then set and each chain starts at
+optimisation and the Hessian at the optimum; in a population fit that Hessian sets the subject
+effects' centring weights (see :mod:`cartfit.inference.centring`) and is taken again in the
+new coordinates; the whitening is then set and each chain starts at
 a corner of a cube around the optimum, :math:`w \in \{-r, r\}^d` with :math:`r = 1` unless
 the density there is implausibly low (see :func:`corner_start`). The returned tree has the
 original model's free variables and deterministics in ``posterior`` (not ``w``), and nutpie's
@@ -23,9 +25,10 @@ import pymc as pm
 import xarray as xr
 from pymc.blocking import DictToArrayBijection
 
+from cartfit.inference.centring import WEIGHTS, recentre
 from cartfit.inference.compiled import compile_model
 from cartfit.inference.init import StartReport, multistart
-from cartfit.inference.whiten import Factors, Whitened, whitened_model
+from cartfit.inference.whiten import Factors, Whitened, arrow_factors, whitened_model
 
 #: nutpie's divergence positions in the sampler's coordinates w, mapped to x = x̂ + L w
 _POSITIONS = ("divergence_start", "divergence_end")
@@ -140,7 +143,20 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     elif settings.n_starts > 0:
         start = multistart(logp_dlogp, whitened.x_init, settings.n_starts, settings.seed)
         loc = start.x
-    factors = whitened.laplace(logp_dlogp, loc) if anchored else whitened.identity(loc)
+    if anchored:
+        blocks = whitened.hessian_blocks(logp_dlogp, loc)
+        if getattr(pm_model, "cartfit_centring", None) is not None:
+            weights, loc = recentre(
+                pm_model, whitened.point_map_info, whitened.subj_idx, blocks[2], loc
+            )
+            for var in compiled.shared_var_keys:  # the log density used here, if not the same
+                if var.name == WEIGHTS:
+                    var.set_value(weights)
+            compiled = compiled.with_data(**{WEIGHTS: weights})
+            blocks = whitened.hessian_blocks(logp_dlogp, loc)
+        factors = Factors(np.asarray(loc, float), *arrow_factors(*blocks))
+    else:
+        factors = whitened.identity(loc)
     compiled = compiled.with_data(**factors.data())
     if anchored:
 

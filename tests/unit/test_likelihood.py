@@ -187,39 +187,45 @@ def _two_subject_cohort(tmp_path, analytes):
 
 
 def test_population_centres_car_t_kinetics_only_when_car_t_is_measured(tmp_path):
-    """CAR T expansion/contraction get centred subject effects, ln θ ~ N(μ, ω), when CAR T is
-    measured; the rest stay non-centred, ln θ = μ + ω η; without CAR T data all are
-    non-centred. θ is the same function of (μ, ω, subject effect) in both forms."""
+    """Subject effects start centred (weight 1) for CAR T expansion/contraction and tumour
+    growth when CAR T is measured, non-centred (weight 0) for the rest; without CAR T data all
+    start non-centred. For any weights a, eta ~ N(a m, omega^a) and
+    ln theta = m + omega^(1-a) (eta - a m): the same theta at eta's image, the same density."""
     model = get_model("predator_prey", "gompertz")
     data = prepare(_two_subject_cohort(tmp_path, ["tumor", "car_t"]), model)
     pm_model = build_model(model, data, population=True)
-    assert list(pm_model.coords["centred_parameter"]) == [
-        "growth_rate", "proliferation_rate", "death_rate",
+    assert list(pm_model.coords["varying_parameter"]) == [
+        "growth_rate", "kill_rate", "proliferation_rate", "death_rate",
     ]  # fmt: skip
-    assert list(pm_model.coords["noncentred_parameter"]) == ["kill_rate"]
+    weights = pm_model.cartfit_centring.weights
+    np.testing.assert_array_equal(weights.get_value(), [[1, 0, 1, 1], [1, 0, 1, 1]])
     theta_fn = pm_model.compile_fn(
         pm_model.replace_rvs_by_values([pm_model["theta"]])[0],
         inputs=pm_model.value_vars,
         on_unused_input="ignore",
     )
+    logp = pm_model.compile_logp(vars=[pm_model["eta"]], sum=True)
     point = pm_model.initial_point()
     point["mu"] = np.log([0.01, 2.0, 0.5, 3.0, 0.1])
-    point["omega_free_log__"] = np.log([0.2, 0.3, 0.4, 0.5])  # growth, kill, prolif, death
-    point["eta"] = np.array([[-1.0], [2.0]])
-    centred = np.array([[-4.0, 1.2, -2.0], [-5.0, 0.9, -2.5]])
-    point["log_theta_centred"] = centred
-    theta = theta_fn(point)
-    np.testing.assert_allclose(np.log(theta[:, 1]), np.log(2.0))  # carrying capacity shared
-    np.testing.assert_allclose(np.log(theta[:, 2]), np.log(0.5) + 0.3 * np.array([-1.0, 2.0]))
-    np.testing.assert_allclose(np.log(theta[:, [0, 3, 4]]), centred)
-    logp = pm_model.compile_logp(vars=[pm_model["log_theta_centred"]], sum=True)
-    expected = stats.norm.logpdf(centred, np.log([0.01, 3.0, 0.1]), [0.2, 0.4, 0.5])
-    assert logp(point) == pytest.approx(expected.sum())
+    omega = np.array([0.2, 0.3, 0.4, 0.5])  # growth, kill, prolif, death
+    point["omega_free_log__"] = np.log(omega)
+    m = np.log([0.01, 0.5, 3.0, 0.1])
+    log_theta = np.array([[-4.0, -0.9, 1.2, -2.0], [-5.0, -0.1, 0.9, -2.5]])
+    expected = stats.norm.logpdf(log_theta, m, omega)
+    for a in ([1.0, 0.0, 1.0, 1.0], [0.3, 0.7, 1.0, 0.0]):
+        a = np.tile(a, (2, 1))
+        weights.set_value(a)
+        point["eta"] = a * m + omega**a * (log_theta - m) / omega
+        theta = theta_fn(point)
+        np.testing.assert_allclose(np.log(theta[:, 1]), np.log(2.0))  # carrying capacity shared
+        np.testing.assert_allclose(np.log(theta[:, [0, 2, 3, 4]]), log_theta)
+        # the density of eta is that of ln theta times |d ln theta / d eta| = omega^(1 - a)
+        jacobian = np.log(omega ** (1.0 - a))
+        assert logp(point) == pytest.approx((expected + jacobian).sum())
 
     tumour_only = prepare(_two_subject_cohort(tmp_path / "t", ["tumor"]), model)
     pm_model = build_model(model, tumour_only, population=True)
-    assert "centred_parameter" not in pm_model.coords
-    assert len(pm_model.coords["noncentred_parameter"]) == 4
+    assert not pm_model.cartfit_centring.weights.get_value().any()
 
 
 def test_divergences_are_located_at_the_observation_whose_term_jumps(tiny_cohort):

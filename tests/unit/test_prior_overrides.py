@@ -139,7 +139,8 @@ def test_multifate_population_has_subject_effects_only_where_the_data_inform_the
     pm_model = build_model(model, data, population=True)
     varying = list(pm_model.coords["varying_parameter"])
     assert varying == ["growth_rate", "effector_proliferation", "effector_death", "kill_rate"]
-    assert list(pm_model.coords["noncentred_parameter"]) == ["kill_rate"]
+    weights = pm_model.cartfit_centring.weights.get_value()  # before the data set them
+    np.testing.assert_array_equal(weights, np.tile([1.0, 1.0, 1.0, 0.0], (3, 1)))
     cov = list(pm_model.coords["covariate_parameter"])
     assert "kill_rate" in cov and "cytokine_consumption_ratio" not in cov and len(cov) == 7
     beta = pm_model["beta_costim_cd28_free"]
