@@ -64,7 +64,10 @@ def gradient_seconds(cohort: Path, fit: Path | None, n_evals: int) -> tuple[floa
         ode, prepare(load_cohort(cohort), ode), population=True, rtol=s.rtol, atol=s.atol
     )
     point = pm_model.initial_point()
-    post = xr.open_datatree(fit)["posterior"] if fit is not None else None
+    tree = xr.open_datatree(fit) if fit is not None else None
+    post = tree["posterior"] if tree is not None else None
+    if tree is not None and "centring" in tree["constant_data"]:  # eta's coordinates
+        pm_model.cartfit_centring.weights.set_value(tree["constant_data"]["centring"].values)
     for rv in pm_model.free_RVs if post is not None else []:
         value = post[rv.name].isel(chain=0, draw=-1).values
         transform = pm_model.rvs_to_transforms.get(rv)

@@ -46,8 +46,6 @@ import pymc as pm
 import pytensor
 from pymc.blocking import DictToArrayBijection, RaveledVars
 
-from cartfit.inference.whiten import laplace_factor
-
 #: name of the eta value variable and of the weights' shared variable (``data_centring``)
 ETA, WEIGHTS = "eta", "data_centring"
 
@@ -73,12 +71,13 @@ def partial_weights(var: np.ndarray, omega_hat: np.ndarray, log_theta, loc) -> n
     return ratio / (1.0 + ratio)
 
 
-def recentre(pm_model: pm.Model, info, subj_idx: np.ndarray, d: np.ndarray, x: np.ndarray):
-    """New weights (:func:`partial_weights`) from the subject blocks ``d`` (n_subjects, k, k)
-    of the negative Hessian at
-    ``x`` (raveled unconstrained coordinates laid out by ``info``, subject coordinates
-    ``subj_idx``), and ``x`` mapped to them: :math:`v' = a' m + \\omega^{a' - a}(v - a m)`
-    keeps every :math:`\\theta`. Sets the weights' shared variable; returns (weights, x')."""
+def recentre(pm_model: pm.Model, info, subj_idx: np.ndarray, l_subj: np.ndarray, x: np.ndarray):
+    r"""New weights (:func:`partial_weights`) from the subject factors ``l_subj`` (n_subjects,
+    k, k; :math:`L_i L_i^\top = D_i^{-1}`, see :class:`cartfit.inference.whiten.Factors`) of
+    the negative Hessian at ``x`` (raveled unconstrained coordinates laid out by ``info``,
+    subject coordinates ``subj_idx``), and ``x`` mapped to them:
+    :math:`v' = a' m + \omega^{a' - a}(v - a m)` keeps every :math:`\theta`. Sets the weights'
+    shared variable; returns (weights, x')."""
     c: Centring = pm_model.cartfit_centring
     old = np.asarray(c.weights.get_value(), float)
     offset = 0
@@ -96,8 +95,7 @@ def recentre(pm_model: pm.Model, info, subj_idx: np.ndarray, d: np.ndarray, x: n
     )
     point = DictToArrayBijection.rmap(RaveledVars(x, info))
     loc, omega = (np.asarray(v, float) for v in fn(**point))
-    factors = [laplace_factor(block) for block in d]  # L L^T = D^-1, as the whitening's
-    cov = np.array([(f @ f.T)[np.ix_(cols, cols)].diagonal() for f in factors])
+    cov = np.einsum("sij,sij->si", l_subj, l_subj)[:, cols]  # diagonal of L_i L_i^T
     eta = x[offset : offset + old.size].reshape(old.shape)
     log_theta = loc + omega ** (1.0 - old) * (eta - old * loc)
     new = partial_weights(omega ** (2.0 * (1.0 - old)) * cov, omega, log_theta, loc)

@@ -50,7 +50,9 @@ class FitSettings:
     cores: int = 2
     target_accept: float = 0.9
     max_treedepth: int = 10
-    low_rank_mass_matrix: bool = True  # nutpie's low-rank modified mass matrix (else diagonal)
+    #: nutpie's low-rank modified mass matrix, else diagonal; None: low-rank for one subject,
+    #: diagonal for a population (see cartfit.inference.sampling.sample_posterior)
+    low_rank_mass_matrix: bool | None = None
     n_starts: int = 6  # multi-start optimisation before sampling (0: start at the prior median)
     rtol: float = 1e-5
     atol: float = 1e-5

@@ -62,10 +62,11 @@ def test_recentring_keeps_theta_and_the_density(tmp_path):
     rng = np.random.default_rng(3)
     x = whitened.x_init + rng.normal(0.0, 0.3, whitened.n_dim)
     k = whitened.subj_idx.shape[1]
-    d = np.broadcast_to(np.diag(np.linspace(2.0, 40.0, k)), (3, k, k)).copy()
+    # subject factors L_i (L_i L_i^T = D_i^-1) of a diagonal precision
+    l_subj = np.broadcast_to(np.diag(np.linspace(2.0, 40.0, k) ** -0.5), (3, k, k)).copy()
     old = pm_model.cartfit_centring.weights.get_value().copy()
     theta0, omega, logp0 = at(x)
-    new, x_new = recentre(pm_model, info, whitened.subj_idx, d, x)
+    new, x_new = recentre(pm_model, info, whitened.subj_idx, l_subj, x)
     assert new.shape == old.shape and np.all((new >= 0) & (new <= 1))
     assert not np.allclose(new, old)
     np.testing.assert_array_equal(pm_model.cartfit_centring.weights.get_value(), new)

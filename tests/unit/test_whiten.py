@@ -208,3 +208,32 @@ def test_multistart_counts_starts_stopped_by_the_iteration_limit():
     full = multistart(logp_dlogp, np.zeros(50), n_starts=3, seed=1, max_iter=400)
     assert full.n_unconverged == 0
     np.testing.assert_allclose(full.x, 1.0, atol=1e-4)
+
+
+def test_newton_reaches_the_optimum_of_a_quadratic(pm_model):
+    """On an arrow-structured quadratic log density the damped Newton steps land on the
+    optimum (the first full step is exact), and the factors returned are those at it."""
+    whitened = whitened_model(pm_model)
+    n = whitened.n_dim
+    rng = np.random.default_rng(0)
+    pop, subj = whitened.pop_idx, whitened.subj_idx
+    h = np.zeros((n, n))
+    h[np.ix_(pop, pop)] = np.eye(pop.size) * 3.0
+    for s in range(subj.shape[0]):
+        block = rng.normal(size=(subj.shape[1], subj.shape[1]))
+        h[np.ix_(subj[s], subj[s])] = block @ block.T + np.eye(subj.shape[1])
+        coupling = 0.2 * rng.normal(size=(subj.shape[1], pop.size))
+        h[np.ix_(subj[s], pop)], h[np.ix_(pop, subj[s])] = coupling, coupling.T
+    optimum = rng.normal(size=n)
+
+    def logp_dlogp(x):
+        d = x - optimum
+        return -0.5 * d @ h @ d, -h @ d
+
+    x, factors = whitened.newton(logp_dlogp, np.zeros(n))
+    np.testing.assert_allclose(x, optimum, atol=1e-6)
+    np.testing.assert_allclose(factors.loc, x)
+    w = rng.normal(size=n)  # L L^T = H^-1 at the optimum
+    np.testing.assert_allclose(
+        whitened.x_of(whitened.w_of_gradient(h @ w, factors), factors) - x, w, atol=1e-6
+    )
