@@ -237,3 +237,29 @@ def test_newton_reaches_the_optimum_of_a_quadratic(pm_model):
     np.testing.assert_allclose(
         whitened.x_of(whitened.w_of_gradient(h @ w, factors), factors) - x, w, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_large_cohort_geometry_polishes_starts_and_sets_centring_weights(pm_model, large):
+    """With the large-cohort geometry the centring weights leave their initial 0/1 and the mass
+    matrix is diagonal; without it the weights stay 0/1 and the mass matrix is low-rank (the
+    Newton steps themselves: test_newton_reaches_the_optimum_of_a_quadratic)."""
+    from cartfit.inference.sampling import sample_posterior
+
+    weights = pm_model.cartfit_centring.weights
+    initial = weights.get_value().copy()
+    settings = FitSettings(
+        chains=1, tune=20, draws=10, n_starts=2, cores=1, progress=False, large_cohort=large
+    )
+    try:
+        sampled = sample_posterior(pm_model, settings)
+        after = weights.get_value().copy()
+    finally:
+        weights.set_value(initial)
+    post = sampled.idata["posterior"]
+    assert post.attrs["mass_matrix"] == ("diag" if large else "low_rank")
+    assert np.all((after >= 0.0) & (after <= 1.0))
+    if large:
+        assert not np.array_equal(after, initial)
+    else:
+        np.testing.assert_array_equal(after, initial)
