@@ -50,10 +50,8 @@ class FitSettings:
     cores: int = 2
     target_accept: float = 0.9
     max_treedepth: int = 10
-    #: nutpie's low-rank modified mass matrix, else diagonal; None: diagonal for a large cohort,
-    #: low-rank otherwise (see cartfit.inference.sampling.sample_posterior)
-    low_rank_mass_matrix: bool | None = None
-    #: large-cohort geometry (Newton-polished starts, per-subject centring weights); None: for
+    low_rank_mass_matrix: bool = True  # nutpie's low-rank modified mass matrix (else diagonal)
+    #: large-cohort geometry (Newton-polished start, per-subject centring weights); None: for
     #: population fits of at least sampling.LARGE_COHORT subjects
     large_cohort: bool | None = None
     n_starts: int = 6  # multi-start optimisation before sampling (0: start at the prior median)
@@ -298,8 +296,7 @@ def fit_cohort(
         diagnostics.starts = start.log_densities
         if start.n_distinct > 1:
             stopped = (
-                f"; L-BFGS stopped {start.n_unconverged} of them at its iteration limit, "
-                "Newton steps carried them on"
+                f"; {start.n_unconverged} of them stopped at the iteration limit, not at an optimum"
                 if start.n_unconverged
                 else ""
             )

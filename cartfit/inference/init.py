@@ -46,13 +46,10 @@ def multistart(
     seed: int = 0,
     spread: float = 1.0,
     max_iter: int = 400,
-    polish: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> StartReport:
     """Maximise the log density ``logp_dlogp(x) -> (logp, grad)`` by L-BFGS from ``x0`` and from
-    ``n_starts - 1`` points ``x0 + spread * N(0, I)``, each result carried on by ``polish(x) ->
-    x`` if given (Newton steps: L-BFGS stops short of the optimum on large cohorts, and which
-    start is best is only known at the optima); return every optimum's log density and the best
-    point."""
+    ``n_starts - 1`` points ``x0 + spread * N(0, I)``; return every optimum's log density and the
+    best point."""
     rng = np.random.default_rng(seed)
 
     def objective(x):
@@ -67,10 +64,6 @@ def multistart(
         res = optimize.minimize(
             objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
         )
-        x, value = res.x, -float(res.fun)
-        if polish is not None:
-            x = polish(x)
-            value = float(logp_dlogp(x)[0])
-        results.append((value if np.isfinite(value) else -np.inf, x, res.nit >= max_iter))
+        results.append((-float(res.fun), res.x, res.nit >= max_iter))
     results.sort(key=lambda r: -r[0])
     return StartReport([r[0] for r in results], results[0][1], sum(r[2] for r in results))

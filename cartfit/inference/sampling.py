@@ -4,7 +4,7 @@ sampling.
 The model is compiled once by nutpie (numba backend), in whitened coordinates with the identity
 map (see :mod:`cartfit.inference.whiten`). Its compiled log density serves the multi-start
 optimisation and the Hessian at the best optimum; in a large population (see
-:func:`_is_large`) each start is carried on to its optimum by damped Newton steps, the
+:func:`_is_large`) the best start is carried on to its optimum by damped Newton steps, the
 Hessian there sets the subject effects' centring weights (see
 :mod:`cartfit.inference.centring`) and the Newton steps are repeated in the new coordinates;
 the whitening is then set and each chain starts at
@@ -117,19 +117,18 @@ LARGE_COHORT = 50
 
 
 def _is_large(pm_model: pm.Model, settings) -> bool:
-    """Whether to polish every start with Newton steps, set per-subject centring weights and
-    use a diagonal mass matrix (``settings.large_cohort``; None: a population of at least
-    :data:`LARGE_COHORT` subjects).
+    """Whether to carry the best start on by Newton steps and set per-subject centring weights
+    (``settings.large_cohort``; None: a population of at least :data:`LARGE_COHORT` subjects).
 
     At 200 subjects (1,214 coordinates, 4 x 300/300) these took a fit from 266 to 111 leapfrog
     steps per draw, the smallest ESS of a population SD from 20 to 406, and removed a chain
     stuck in a local mode of one subject (none of six L-BFGS starts reaches an optimum there).
-    At 16-20 subjects they raised the population ESS (20 subjects: 926 -> 2,426-2,588) and the
-    diagonal mass matrix sampled 30 % faster at the same steps per draw, but data/example's
+    At 16-20 subjects they raised the population ESS (20 subjects: 926 -> 2,426-2,588), but
+    data/example's
     Gompertz fit went from 0 to 13 divergences (S16's day-1 CAR T reading, with the spread of
     CAR T death: a funnel) and its exponential fit from R-hat 1.008 to 2.8-3.4 (chains
     settling on different orbits of the Lotka–Volterra system around the sharper optimum):
-    small cohorts keep L-BFGS's best start, 0/1 centring and the low-rank mass matrix."""
+    small cohorts keep L-BFGS's best start and 0/1 centring."""
     if settings.large_cohort is not None:
         return bool(settings.large_cohort)
     centring = getattr(pm_model, "cartfit_centring", None)
@@ -144,10 +143,13 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     (:func:`corner_start`); with neither, they start at the prior median jittered by U(-1, 1),
     unwhitened.
 
-    The mass matrix (``settings.low_rank_mass_matrix``; None: by cohort size, see
-    :func:`_is_large`) is nutpie's low-rank modified one, diagonal for a large cohort. On the
-    one-subject benchmark cohort (4 x 1000/1000, whitened) low-rank took 7.0 leapfrog steps per
-    draw instead of 13.6 with the diagonal one and min bulk ESS 2082 against 1503."""
+    The mass matrix is nutpie's low-rank modified one unless ``settings.low_rank_mass_matrix``
+    is off: on the one-subject benchmark cohort (4 x 1000/1000, whitened) it took 7.0 leapfrog
+    steps per draw against 13.6 with the diagonal one (min bulk ESS 2082 against 1503). On a
+    20-subject cohort with the large-cohort geometry both took 30.5 steps per draw and the
+    diagonal one sampled in 48.5-67.4 s against 76.2-89.3 s; at 200 subjects a 4 x 300/300
+    run with the diagonal one had not finished after 25 min, against 11.7 min with low-rank
+    (that run also polished every start, not only the best)."""
     import nutpie
 
     t0 = time.perf_counter()
@@ -169,13 +171,7 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     if start_point is not None:
         loc = _raveled(pm_model, start_point, whitened.point_map_info)
     elif settings.n_starts > 0:
-        start = multistart(
-            logp_dlogp,
-            whitened.x_init,
-            settings.n_starts,
-            settings.seed,
-            polish=(lambda x: whitened.newton(logp_dlogp, x)[0]) if large else None,
-        )
+        start = multistart(logp_dlogp, whitened.x_init, settings.n_starts, settings.seed)
         loc = start.x
     if anchored and not large:
         factors = whitened.laplace(logp_dlogp, loc)
@@ -201,8 +197,6 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
         starts = corner_start(log_density, whitened.n_dim, log_density(np.zeros(whitened.n_dim)))
         compiled = dataclasses.replace(compiled, initial_point_func=starts)
     low_rank = settings.low_rank_mass_matrix
-    if low_rank is None:
-        low_rank = not large
     t2 = time.perf_counter()
     tree = nutpie.sample(
         compiled,
