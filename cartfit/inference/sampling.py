@@ -124,11 +124,11 @@ def _is_large(pm_model: pm.Model, settings) -> bool:
     steps per draw, the smallest ESS of a population SD from 20 to 406, and removed a chain
     stuck in a local mode of one subject (none of six L-BFGS starts reaches an optimum there).
     At 16-20 subjects they raised the population ESS (20 subjects: 926 -> 2,426-2,588), but
-    data/example's
-    Gompertz fit went from 0 to 13 divergences (S16's day-1 CAR T reading, with the spread of
-    CAR T death: a funnel) and its exponential fit from R-hat 1.008 to 2.8-3.4 (chains
-    settling on different orbits of the Lotka–Volterra system around the sharper optimum):
-    small cohorts keep L-BFGS's best start and 0/1 centring."""
+    data/example's Gompertz fit went from 0 to 13 divergences (S16's day-1 CAR T reading, with
+    the spread of CAR T death: a funnel; diagonal mass matrix) and its exponential fit from
+    R-hat 1.008 to 2.0-3.4 (low-rank or diagonal mass matrix; chains settling on different
+    orbits of the Lotka–Volterra system around the sharper optimum): small cohorts keep
+    L-BFGS's best start and 0/1 centring."""
     if settings.large_cohort is not None:
         return bool(settings.large_cohort)
     centring = getattr(pm_model, "cartfit_centring", None)
