@@ -22,19 +22,21 @@ precision that comes from the data (Papaspiliopoulos, Roberts & Sköld 2003, 200
     a_{ij} = \frac{\omega_j^2 I_{ij}}{1 + \omega_j^2 I_{ij}}.
 
 The fit starts with the weights of :func:`cartfit.inference.builder.centred_parameters` (0 or 1
-per parameter). At the multi-start optimum :math:`\hat x` the subject block :math:`D_i` of the
+per parameter). At the optimum :math:`\hat x` (the best L-BFGS start carried on by Newton
+steps, see :meth:`cartfit.inference.whiten.Whitened.newton`) the subject block :math:`D_i` of the
 negative Hessian gives each subject's conditional variance :math:`V_{ij} =
 \omega_j^{2(1 - a_{ij})} (D_i^{-1})_{jj}` of :math:`\ln\theta_{ij}` (its other parameters
 integrated out, the population fixed), hence :math:`I_{ij} = 1/V_{ij} - 1/\hat\omega_j^2`.
-:math:`\omega_j` in the weight is not :math:`\hat\omega_j`, which an optimiser stopped short
-of the optimum leaves far off (0.95 for killing against a posterior mean of 0.36 on a simulated
-200-subject cohort), but one EM step from it,
+:math:`\omega_j` in the weight is not :math:`\hat\omega_j`, a joint-mode estimate (at an
+L-BFGS point short of the optimum it was 0.95 for killing against a posterior mean of 0.36 on
+a simulated 200-subject cohort), but one EM step from it,
 :math:`\omega_j^2 = \mathrm{mean}_i\,[(\ln\hat\theta_{ij} - m_{ij})^2 + V_{ij}]` (0.54). The
 optimum is then mapped to the new coordinates. On that cohort a 4 x 150/150 fit with the
 weights 0/1 implied (posterior variance against :math:`\omega^2`) weights of 0.4-0.8 for
 killing (written non-centred) and 0.3-1 for tumour growth (written centred): the two
-population SDs with the lowest ESS (20 and 39). The weights set here had a median of 0.85 for
-killing and agreed with those implied by the posterior within 0.02-0.16 on average.
+population SDs with the lowest ESS (20 and 39). The weights set here, taken at that L-BFGS
+point, had a median of 0.85 for killing and agreed with those implied by the posterior within
+0.02-0.16 on average.
 """
 
 from __future__ import annotations

@@ -196,7 +196,6 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
 
         starts = corner_start(log_density, whitened.n_dim, log_density(np.zeros(whitened.n_dim)))
         compiled = dataclasses.replace(compiled, initial_point_func=starts)
-    low_rank = settings.low_rank_mass_matrix
     t2 = time.perf_counter()
     tree = nutpie.sample(
         compiled,
@@ -207,7 +206,7 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
         seed=settings.seed,
         save_warmup=False,
         progress_bar=settings.progress,
-        adaptation="low_rank" if low_rank else "diag",
+        adaptation="low_rank" if settings.low_rank_mass_matrix else "diag",
         target_accept=settings.target_accept,
         maxdepth=settings.max_treedepth,
         # positions of divergent transitions, to say where they happen (see divergences.py)
@@ -218,7 +217,7 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     posterior = posterior.drop_dims([d for d in posterior.dims if d.startswith("w_dim")])
     posterior.attrs["sampling_time"] = t3 - t2
     posterior.attrs["tuning_steps"] = settings.tune
-    posterior.attrs["mass_matrix"] = "low_rank" if low_rank else "diag"
+    posterior.attrs["mass_matrix"] = "low_rank" if settings.low_rank_mass_matrix else "diag"
     stats = _map_positions(tree["sample_stats"].to_dataset(), whitened, factors)
     out = xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
     seconds = {"compile": t1 - t0, "optimise": t2 - t1, "sample": t3 - t2}

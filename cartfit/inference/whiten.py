@@ -107,10 +107,10 @@ class Whitened:
     def identity(self, loc: np.ndarray | None = None) -> Factors:
         return _identity(self.n_dim, self.pop_idx, self.subj_idx, loc)
 
-    def hessian_blocks(self, logp_dlogp: Callable, loc: np.ndarray, step: float = HESSIAN_STEP):
-        """The arrow blocks (A, B, D) of the negative Hessian at ``loc`` (central differences
-        of the gradient: each population coordinate alone, each subject coordinate of every
-        subject at once)."""
+    def laplace(self, logp_dlogp: Callable, loc: np.ndarray, step: float = HESSIAN_STEP):
+        """The block factors from the negative Hessian at ``loc`` (central differences of the
+        gradient: each population coordinate alone, each subject coordinate of every subject
+        at once)."""
         pop, subj = self.pop_idx, self.subj_idx
         n_s, k = subj.shape
 
@@ -127,12 +127,7 @@ class Whitened:
         d = np.empty((n_s, k, k))
         for c in range(k):
             d[:, :, c] = column(subj[:, c])[subj]
-        return a, b, d
-
-    def laplace(self, logp_dlogp: Callable, loc: np.ndarray, step: float = HESSIAN_STEP):
-        """The block factors from the negative Hessian at ``loc``."""
-        blocks = self.hessian_blocks(logp_dlogp, loc, step)
-        return Factors(np.asarray(loc, float), *arrow_factors(*blocks))
+        return Factors(np.asarray(loc, float), *arrow_factors(a, b, d))
 
     def w_of_gradient(self, g: np.ndarray, f: Factors) -> np.ndarray:
         r""":math:`L^\top g` for a gradient ``g`` in x (so that :math:`L L^\top g` is the
