@@ -159,10 +159,11 @@ def compare_fits(
             for n, p, t, ps in zip(names, paths, trees, psis, strict=True)
         }
     table = compare_pointwise({n: e.pointwise for n, e in est.items()})
+    best = trees[names.index(str(table.index[0]))]
     rows = []
     for name, row in table.iterrows():
         i, e = names.index(str(name)), est[str(name)]
-        notes = _convergence_notes(trees[i]) + list(e.notes)
+        notes = _convergence_notes(trees[i]) + _misfit_notes(trees[i], best) + list(e.notes)
         if row["elpd_diff"] != 0.0 and e.pointwise.n < 100:
             notes.append("N < 100")
         elif row["elpd_diff"] != 0.0 and abs(row["elpd_diff"]) < 4:
@@ -180,6 +181,34 @@ def compare_fits(
     if len(out) > 1:
         out.loc[0, "indistinguishable"] = bool(close.any())
     return out[list(COLUMNS)]
+
+
+#: a residual SD this many times the best fit's marks a model that does not describe the data
+MISFIT_RATIO = 1.5
+
+
+def _residual_sd(tree) -> dict[str, float]:
+    """Posterior median of each analyte's residual SD (log scale), by analyte."""
+    sigma = tree["posterior"].get("sigma")
+    if sigma is None or "analyte" not in sigma.dims:
+        return {}
+    med = sigma.median([d for d in sigma.dims if d in ("chain", "draw")])
+    return {str(a): float(v) for a, v in zip(sigma["analyte"].values, med.values, strict=True)}
+
+
+def _misfit_notes(tree, best) -> list[str]:
+    """Analytes whose residual SD is at least :data:`MISFIT_RATIO` times the best fit's: the
+    model cannot follow those data, so its trajectories are a compromise between them (on
+    data/example the logistic law's tumour SD is 2.2 log units against Gompertz's 0.59, and
+    that compromise is also why its chains disagree)."""
+    if tree is best:
+        return []
+    ref = _residual_sd(best)
+    return [
+        f"misfit: residual SD of {a} {v:.2f} against {ref[a]:.2f} in the best fit"
+        for a, v in _residual_sd(tree).items()
+        if a in ref and v >= MISFIT_RATIO * ref[a]
+    ]
 
 
 def _convergence_notes(tree) -> list[str]:

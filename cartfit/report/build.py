@@ -69,7 +69,8 @@ def _table_html(path: Path, kind: str) -> str:
     return f"<details><summary>table {H.esc(path.name)} ({len(df)} rows)</summary>{body}</details>"
 
 
-def _pareto_warnings(results: Results) -> list[str]:
+def _compare_warnings(results: Results) -> list[str]:
+    """Fits whose PSIS-LOO is unreliable (Pareto k), and fits the comparison marks as misfits."""
     out = []
     for path in results.compare:
         df = pd.read_csv(path)
@@ -79,6 +80,13 @@ def _pareto_warnings(results: Results) -> list[str]:
                        + ", ".join(f"{H.esc(r.growth)} ({int(r.n_bad_pareto_k)} obs.)"
                                    for r in bad.itertuples())
                        + "; the PSIS-LOO estimate of these fits is unreliable")
+        for r in df.itertuples() if "warning" in df.columns else ():
+            misfit = [w for w in str(r.warning).split("; ") if w.startswith("misfit: ")]
+            if misfit:
+                out.append(f"{H.esc(path.stem)}: {H.esc(r.model)}/{H.esc(r.growth)} does not "
+                           f"describe these data ({H.esc(', '.join(m[8:] for m in misfit))}); "
+                           "its trajectories are a compromise between readings it cannot "
+                           "follow together, which can also keep its chains from agreeing")
     return out
 
 
@@ -149,7 +157,7 @@ def build_report(results_dir: str | os.PathLike[str],
     head = [f"<h1>cartfit report: {H.esc(name)}</h1>",
             f"<p>{len(results.fits)} fit(s): "
             + ", ".join(H.esc(f"{m} / {g} ({mode})") for m, g, mode in fitted) + "</p>",
-            _banner(problems, _pareto_warnings(results), len(results.fits))]
+            _banner(problems, _compare_warnings(results), len(results.fits))]
     toc = [f'<li><a href="#{H.slug(title)}">{H.esc(title)}</a></li>'
            for kind, title in SECTIONS.items() if sections[kind]]
     toc += ['<li><a href="#methods">Methods</a></li>']

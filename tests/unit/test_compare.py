@@ -17,13 +17,12 @@ N_CHAIN, N_DRAW = 2, 200
 
 
 def write_fit(path, y, subjects, mean, spread, model="predator_prey", growth="gompertz",
-              sha="abc123", seed=0, outlier=False, problems=()):  # fmt: skip
+              sha="abc123", seed=0, outlier=False, problems=(), sigma=0.3):  # fmt: skip
     """A fit file with the layout of cartfit.inference.fitfile: the posterior predictive mean of
-    ln y is ``mean + spread * noise`` per draw, the log-likelihood is log-normal with sigma 0.3."""
+    ln y is ``mean + spread * noise`` per draw, the log-likelihood is log-normal with ``sigma``."""
     rng = np.random.default_rng(seed)
     n_obs = len(y)
     mu = mean[None, None, :] + spread * rng.standard_normal((N_CHAIN, N_DRAW, 1))
-    sigma = 0.3
     ll = -0.5 * ((np.log(y) - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
     if outlier:  # one observation whose likelihood varies over e^±60 between draws
         ll[..., 0] = rng.normal(-30.0, 20.0, size=(N_CHAIN, N_DRAW))
@@ -110,6 +109,21 @@ def test_bad_pareto_k_counted_and_warned(tmp_path, data):
     # refits would need the cohort, which this synthetic fit does not name
     with pytest.raises(CartfitError, match=r"a\.nc: the fit names no cohort folder"):
         compare_fits([a])
+
+
+def test_misfit_is_warned_by_its_residual_sd(tmp_path, data):
+    """A model that cannot follow the data shows it in its residual SD: 0.9 against the best
+    fit's 0.3 is named in the warning; the best fit and one within 1.5x carry no such note."""
+    truth, y, subjects = data
+    good = write_fit(tmp_path / "g.nc", y, subjects, truth, 0.05, seed=2)
+    near = write_fit(tmp_path / "n.nc", y, subjects, truth, 0.05, growth="logistic", sigma=0.4)
+    bad = write_fit(tmp_path / "e.nc", y, subjects, truth, 0.05, growth="exponential", sigma=0.9)
+    table = compare_fits([bad, near, good]).set_index("growth")
+    assert table.loc["exponential", "warning"].startswith(
+        "misfit: residual SD of tumor 0.90 against 0.30 in the best fit;"
+    )
+    assert "misfit" not in table.loc["gompertz", "warning"]
+    assert "misfit" not in table.loc["logistic", "warning"]
 
 
 def test_unconverged_fit_is_warned(tmp_path, data):

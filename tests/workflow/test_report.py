@@ -104,6 +104,24 @@ def test_model_comparison_and_located_divergences_are_shown(tmp_path: Path):
     assert "S12 car_t day 356.74 (BLQ) ×4" in html[: html.index("<figure")]
 
 
+def test_misfit_in_the_comparison_is_a_warning_before_the_figures(tmp_path: Path):
+    """A growth law the comparison marks as a misfit (residual SD against the best fit's) is
+    named in the warnings at the top, with what that means for its convergence."""
+    root = _results(tmp_path / "res")
+    (root / "compare").mkdir()
+    (root / "compare" / "population.csv").write_text(
+        "model,growth,elpd_loo,se,elpd_diff,dse,weight,n_bad_pareto_k,warning\n"
+        "predator_prey,gompertz,-200,10,0,0,0.9,0,\n"
+        "predator_prey,logistic,-390,12,-190,20,0.1,0,"
+        "fit not converged: R-hat > 1.01; misfit: residual SD of tumor 2.19 against 0.59 in "
+        "the best fit\n"
+    )
+    html = build_report(root).read_text()
+    top = html[: html.index("<figure")]
+    assert "predator_prey/logistic does not describe these data (residual SD of tumor 2.19 " in top
+    assert "predator_prey/gompertz does not" not in top
+
+
 def test_report_says_so_when_all_fits_passed(tmp_path: Path):
     html = build_report(_results(tmp_path / "res")).read_text()
     assert 'class="problems"' not in html and "All 1 fit(s) passed" in html
