@@ -24,7 +24,8 @@ def checked(config: dict) -> dict:
 def test_shipped_config_is_valid_and_complete():
     config = checked(DEFAULT)
     assert config["cohorts"] == ["example"]
-    assert config["presets"]["quick"]["target_accept"] == 0.95
+    assert config["presets"]["quick"]["target_accept"] == 0.98
+    assert config["presets"]["quick"]["max_treedepth"] == 6
     assert config["presets"]["full"]["max_treedepth"] == 10  # default filled in
     assert config["exposure"]["window"] == 28
 
