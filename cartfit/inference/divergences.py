@@ -57,13 +57,14 @@ def _coordinate_names(pm_model: pm.Model, info) -> list[str]:
 
 
 def without_sensitivities(output):
-    """``output`` with every ODE solve replaced by one without forward sensitivities (for
-    values only: its Python implementation uses the analyses' solver, not a second one)."""
+    """``output`` (a variable or a list of them) with every ODE solve replaced by one without
+    forward sensitivities (for values only: its Python implementation uses the analyses'
+    solver, not a second one)."""
     from pytensor.graph.replace import graph_replace
     from pytensor.graph.traversal import ancestors
 
     replace = {}
-    for var in ancestors([output]):
+    for var in ancestors(output if isinstance(output, list) else [output]):
         node = var.owner
         if node is not None and isinstance(node.op, ODESolveOp) and node.op.sensitivities:
             op = ODESolveOp(node.op.model_name, node.op.growth, node.op.rtol, node.op.atol,
@@ -76,11 +77,14 @@ def locate_divergences(
     pm_model: pm.Model, sample_stats, obs: pd.DataFrame, logp_dlogp: Callable | None = None
 ) -> pd.DataFrame:
     """One row per divergent transition with recorded positions: ``chain, draw, subject,
-    analyte, time, blq, delta_loglik`` (of the observation whose term changes most) and
-    ``steepest`` (the coordinate with the largest gradient at the start). ``logp_dlogp`` is
+    analyte, time, blq, delta_loglik`` (of the observation whose term changes most),
+    ``below_lloq`` (how far, in log units, the model's prediction for that observation lies
+    below its LLOQ where the step began: NaN for a quantified reading) and ``steepest`` (the
+    coordinate with the largest gradient at the start). ``logp_dlogp`` is
     the sampler's compiled log density and gradient in the raveled unconstrained coordinates
     (:class:`cartfit.inference.sampling.Sampled`); without it one is built here."""
-    cols = ["chain", "draw", "subject", "analyte", "time", "blq", "delta_loglik", "steepest"]
+    cols = ["chain", "draw", "subject", "analyte", "time", "blq", "delta_loglik", "below_lloq",
+            "steepest"]  # fmt: skip
     if "divergence_start" not in sample_stats or "divergence_end" not in sample_stats:
         return pd.DataFrame(columns=cols)
     diverging = np.asarray(sample_stats["diverging"]).astype(bool)
@@ -98,7 +102,9 @@ def locate_divergences(
         logp_dlogp = fn
     labels = _coordinate_names(pm_model, info)
     terms = pm_model.compile_fn(
-        without_sensitivities(pm_model.logp(vars=[pm_model["y"]], sum=False)[0]),
+        without_sensitivities(
+            [pm_model.logp(vars=[pm_model["y"]], sum=False)[0], pm_model["mu_obs"]]
+        ),
         inputs=pm_model.value_vars,
         on_unused_input="ignore",
         point_fn=False,
@@ -106,8 +112,9 @@ def locate_divergences(
     )
 
     def pointwise(x):
+        """Log-likelihood terms and predictions (log, scaled units) of every observation."""
         point = DictToArrayBijection.rmap(RaveledVars(x, info.point_map_info))
-        return np.asarray(terms(**{k: point[k] for k in point}), float)
+        return (np.asarray(v, float) for v in terms(**{k: point[k] for k in point}))
 
     rows = []
     for c, d in zip(*np.nonzero(diverging), strict=True):
@@ -117,15 +124,18 @@ def locate_divergences(
         x0, x1 = np.asarray(x0, float), np.asarray(x1, float)
         if not (np.all(np.isfinite(x0)) and np.all(np.isfinite(x1))):
             continue
-        delta = pointwise(x1) - pointwise(x0)
+        (ll0, mu0), (ll1, _) = pointwise(x0), pointwise(x1)
+        delta = ll1 - ll0
         delta[~np.isfinite(delta)] = np.inf
         j = int(np.argmax(np.abs(delta)))
         _, grad = logp_dlogp(x0)
         row = obs.iloc[j]
+        below = float(row["log_lloq"] - mu0[j]) if row["blq"] else np.nan
         rows.append({
             "chain": int(c), "draw": int(d), "subject": str(row["subject"]),
             "analyte": str(row["analyte"]), "time": float(row["time"]), "blq": bool(row["blq"]),
-            "delta_loglik": float(delta[j]), "steepest": labels[int(np.argmax(np.abs(grad)))],
+            "delta_loglik": float(delta[j]), "below_lloq": below,
+            "steepest": labels[int(np.argmax(np.abs(grad)))],
         })  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
@@ -139,10 +149,22 @@ def divergence_note(located: pd.DataFrame, n_divergent: int) -> str | None:
         for r in located.itertuples()
     )
     steep = Counter(located["steepest"])
-    return (
+    note = (
         f"{DIVERGENCE_NOTE} ({len(located)} of {n_divergent}): the observation whose "
         "log-likelihood term changes most across the diverging step: "
         + ", ".join(f"{k} ×{v}" for k, v in where.most_common(5))
         + "; steepest direction: "
         + ", ".join(f"{k} ×{v}" for k, v in steep.most_common(3))
     )
+    censored = located[np.isfinite(located.get("below_lloq", pd.Series(dtype=float)))]
+    if len(censored):
+        below = float(censored["below_lloq"].median())
+        side = "below" if below >= 0 else "above"
+        note += (
+            f". {len(censored)} of them at censored readings: where the step began the "
+            f"prediction there lay {abs(below):.3g} log units {side} the LLOQ (median), and the "
+            f"step changed that reading's term by {censored['delta_loglik'].median():.3g}: the "
+            "censored likelihood is steep where the prediction rises through the LLOQ (e.g. "
+            "CAR T re-expanding with a regrowing tumour), not a failed solve"
+        )
+    return note

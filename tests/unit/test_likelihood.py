@@ -262,6 +262,13 @@ def test_divergences_are_located_at_the_observation_whose_term_jumps(tiny_cohort
     assert located.loc[0, "steepest"].split("[")[0] in names
     note = divergence_note(located, 1)
     assert note.startswith("divergences located (1 of 1)") and located.loc[0, "subject"] in note
+    row = data.obs.iloc[j]
+    mu = pm_model.compile_fn(pm_model["mu_obs"], inputs=pm_model.value_vars,
+                             on_unused_input="ignore")(ip)  # fmt: skip
+    if row["blq"]:  # how far below its LLOQ the prediction was where the step began
+        assert located.loc[0, "below_lloq"] == pytest.approx(row["log_lloq"] - mu[j])
+    else:
+        assert np.isnan(located.loc[0, "below_lloq"])
     # the terms are evaluated without sensitivities; a given log density + gradient (the
     # sampler's, in the same raveled layout) gives the same answer
     from pytensor.graph.traversal import ancestors
@@ -277,3 +284,26 @@ def test_divergences_are_located_at_the_observation_whose_term_jumps(tiny_cohort
     fn.set_extra_values({})
     again = locate_divergences(pm_model, stats_, data.obs, fn)
     pd.testing.assert_frame_equal(again, located)
+
+
+def test_divergence_note_explains_divergences_at_censored_readings():
+    """Divergences located at censored readings are summarised by how far below the LLOQ the
+    prediction was and how much the reading's term changed; quantified ones add nothing."""
+    from cartfit.inference.divergences import divergence_note
+
+    rows = [("S12", "car_t", 356.74, True, -30.0, 95.0),
+            ("S12", "car_t", 356.74, True, -10.0, 85.0),
+            ("S16", "tumor", 7.0, False, -4.0, np.nan)]  # fmt: skip
+    located = pd.DataFrame(
+        [dict(chain=0, draw=i, subject=s, analyte=a, time=t, blq=b, delta_loglik=dl,
+              below_lloq=bl, steepest="eta[S12, death_rate]")
+         for i, (s, a, t, b, dl, bl) in enumerate(rows)]
+    )  # fmt: skip
+    note = divergence_note(located, 3)
+    assert "S12 car_t day 356.74 (BLQ) ×2, S16 tumor day 7 ×1" in note
+    assert "2 of them at censored readings" in note
+    assert "prediction there lay 90 log units below the LLOQ (median)" in note
+    assert "changed that reading's term by -20" in note
+    assert "censored readings" not in divergence_note(located.iloc[2:], 1)
+    above = located.assign(below_lloq=[-5.0, -6.0, np.nan])
+    assert "lay 5.5 log units above the LLOQ" in divergence_note(above, 3)
