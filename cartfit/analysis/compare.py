@@ -128,7 +128,8 @@ def compare_fits(
         after the refits), ``n_refit`` (refits made: points, or subject groups with
         ``kfold``), ``p_loo``, ``indistinguishable`` (:math:`|\\mathrm{elpd\\_diff}| <
         2\\,\\mathrm{dse}`; on the best row: whether any other fit is within that band),
-        ``warning`` and ``fit`` (file).
+        ``warning`` (the fit's R-hat problem; "misfit" where an analyte's residual SD is at
+        least :data:`MISFIT_RATIO` times the best fit's; unreliable PSIS) and ``fit`` (file).
 
     Raises
     ------
