@@ -34,6 +34,8 @@ Measured now (cytokine constants fixed, memory death shared, Normal(0, 1.5) prio
   1.05, all three intervals contain 0 (effector proliferation -0.30, -0.63 to 0.02).
 * 4 x 500/500, two cores (the settings below): ``effect`` 8.6 min wall, max R-hat 1.51 (one
   subject, S15, between two modes); effector proliferation -0.18 (-0.59, 0.19): fails.
+  ``null`` at these settings had not finished after 43 min wall (46 CPU-minutes), so it has no
+  result at them yet.
 
 Why effector proliferation fails: the fits recover the difference *realised in the simulated
 cohort*, which between-subject variation moves away from the population effect. The mean log
