@@ -41,7 +41,7 @@ from cartfit.analysis.crossval import (
 )
 from cartfit.analysis.elpd import compare_pointwise
 from cartfit.errors import CartfitError
-from cartfit.inference.fitfile import stored_problems
+from cartfit.inference.fitfile import MISFIT_NOTE, stored_problems
 
 DEFAULT_MAX_REFITS = 10
 COLUMNS = (
@@ -160,11 +160,11 @@ def compare_fits(
             for n, p, t, ps in zip(names, paths, trees, psis, strict=True)
         }
     table = compare_pointwise({n: e.pointwise for n, e in est.items()})
-    best = trees[names.index(str(table.index[0]))]
+    best_sd = _residual_sd(trees[names.index(str(table.index[0]))])
     rows = []
     for name, row in table.iterrows():
         i, e = names.index(str(name)), est[str(name)]
-        notes = _convergence_notes(trees[i]) + _misfit_notes(trees[i], best) + list(e.notes)
+        notes = _convergence_notes(trees[i]) + _misfit_notes(trees[i], best_sd) + list(e.notes)
         if row["elpd_diff"] != 0.0 and e.pointwise.n < 100:
             notes.append("N < 100")
         elif row["elpd_diff"] != 0.0 and abs(row["elpd_diff"]) < 4:
@@ -197,18 +197,16 @@ def _residual_sd(tree) -> dict[str, float]:
     return {str(a): float(v) for a, v in zip(sigma["analyte"].values, med.values, strict=True)}
 
 
-def _misfit_notes(tree, best) -> list[str]:
-    """Analytes whose residual SD is at least :data:`MISFIT_RATIO` times the best fit's: the
+def _misfit_notes(tree, best_sd: Mapping[str, float]) -> list[str]:
+    """Analytes whose residual SD is at least :data:`MISFIT_RATIO` times the best fit's
+    (``best_sd``, from :func:`_residual_sd`; never true of the best fit itself): the
     model cannot follow those data, so its trajectories are a compromise between them (on
     data/example the logistic law's tumour SD is 2.2 log units against Gompertz's 0.59, and
     that compromise is also why its chains disagree)."""
-    if tree is best:
-        return []
-    ref = _residual_sd(best)
     return [
-        f"misfit: residual SD of {a} {v:.2f} against {ref[a]:.2f} in the best fit"
+        f"{MISFIT_NOTE}residual SD of {a} {v:.2f} against {best_sd[a]:.2f} in the best fit"
         for a, v in _residual_sd(tree).items()
-        if a in ref and v >= MISFIT_RATIO * ref[a]
+        if a in best_sd and v >= MISFIT_RATIO * best_sd[a]
     ]
 
 

@@ -114,7 +114,7 @@ def locate_divergences(
     def pointwise(x):
         """Log-likelihood terms and predictions (log, scaled units) of every observation."""
         point = DictToArrayBijection.rmap(RaveledVars(x, info.point_map_info))
-        return (np.asarray(v, float) for v in terms(**{k: point[k] for k in point}))
+        return tuple(np.asarray(v, float) for v in terms(**{k: point[k] for k in point}))
 
     rows = []
     for c, d in zip(*np.nonzero(diverging), strict=True):
@@ -156,7 +156,7 @@ def divergence_note(located: pd.DataFrame, n_divergent: int) -> str | None:
         + "; steepest direction: "
         + ", ".join(f"{k} ×{v}" for k, v in steep.most_common(3))
     )
-    censored = located[np.isfinite(located.get("below_lloq", pd.Series(dtype=float)))]
+    censored = located[located["below_lloq"].notna()]
     if len(censored):
         below = float(censored["below_lloq"].median())
         side = "below" if below >= 0 else "above"

@@ -72,6 +72,9 @@ ROOT_ATTRS = (
 
 #: opening words of the note that says where a fit's divergences happened (the report shows it)
 DIVERGENCE_NOTE = "divergences located"
+#: prefix of a comparison table's warning that a fit does not describe the data (see
+#: cartfit.analysis.compare; the report lists these warnings at the top)
+MISFIT_NOTE = "misfit: "
 
 
 def stored_diagnostics(attrs: Mapping[str, str]) -> dict:

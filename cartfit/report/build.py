@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from cartfit.errors import CartfitError
-from cartfit.inference.fitfile import DIVERGENCE_NOTE, stored_diagnostics
+from cartfit.inference.fitfile import DIVERGENCE_NOTE, MISFIT_NOTE, stored_diagnostics
 from cartfit.report import html as H
 from cartfit.report.contents import FIT_STEM, SECTIONS, Item, Results, items
 from cartfit.report.figures import make_figure
@@ -81,10 +81,11 @@ def _compare_warnings(results: Results) -> list[str]:
                                    for r in bad.itertuples())
                        + "; the PSIS-LOO estimate of these fits is unreliable")
         for r in df.itertuples() if "warning" in df.columns else ():
-            misfit = [w for w in str(r.warning).split("; ") if w.startswith("misfit: ")]
+            misfit = [w.removeprefix(MISFIT_NOTE) for w in str(r.warning).split("; ")
+                      if w.startswith(MISFIT_NOTE)]  # fmt: skip
             if misfit:
                 out.append(f"{H.esc(path.stem)}: {H.esc(r.model)}/{H.esc(r.growth)} does not "
-                           f"describe these data ({H.esc(', '.join(m[8:] for m in misfit))}); "
+                           f"describe these data ({H.esc(', '.join(misfit))}); "
                            "its trajectories are a compromise between readings it cannot "
                            "follow together, which can also keep its chains from agreeing")
     return out
