@@ -41,7 +41,7 @@ from cartfit.analysis.crossval import (
 )
 from cartfit.analysis.elpd import compare_pointwise
 from cartfit.errors import CartfitError
-from cartfit.inference.fitfile import MISFIT_NOTE, stored_problems
+from cartfit.inference.fitfile import MISFIT_NOTE, NOT_CONVERGED_NOTE, stored_problems
 
 DEFAULT_MAX_REFITS = 10
 COLUMNS = (
@@ -213,7 +213,8 @@ def _misfit_notes(tree, best_sd: Mapping[str, float]) -> list[str]:
 def _convergence_notes(tree) -> list[str]:
     """The fit's own convergence problems: an elpd from chains that disagree (or a chain stuck
     where the density is astronomically small) is not an estimate of anything."""
-    return [f"fit not converged: {p}" for p in stored_problems(tree.attrs) if p.startswith("R-hat")]
+    problems = stored_problems(tree.attrs)
+    return [f"{NOT_CONVERGED_NOTE}{p}" for p in problems if p.startswith("R-hat")]
 
 
 def subject_elpd(paths: Sequence[str | Path]) -> pd.DataFrame:

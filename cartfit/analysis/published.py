@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from cartfit.errors import CartfitError, Problem, ValidationError
-from cartfit.inference.fitfile import stored_problems
+from cartfit.inference.fitfile import NOT_CONVERGED_NOTE, stored_problems
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -224,7 +224,7 @@ def published_comparison_table(
 
 def _convergence_note(attrs: dict) -> str:
     problems = stored_problems(attrs)
-    return "fit not converged: " + "; ".join(problems) if problems else ""
+    return NOT_CONVERGED_NOTE + "; ".join(problems) if problems else ""
 
 
 def _agreement(df: pd.DataFrame) -> pd.DataFrame:

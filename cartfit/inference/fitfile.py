@@ -75,6 +75,8 @@ DIVERGENCE_NOTE = "divergences located"
 #: prefix of a comparison table's warning that a fit does not describe the data (see
 #: cartfit.analysis.compare; the report lists these warnings at the top)
 MISFIT_NOTE = "misfit: "
+#: prefix of a comparison table's warning that a fit's chains did not converge
+NOT_CONVERGED_NOTE = "fit not converged: "
 
 
 def stored_diagnostics(attrs: Mapping[str, str]) -> dict:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from cartfit.inference.fitfile import MISFIT_NOTE, NOT_CONVERGED_NOTE
 from cartfit.plotting import style
 from cartfit.plotting.fitdata import check_columns
 
@@ -40,7 +41,8 @@ def growth_law_comparison(compare_df: pd.DataFrame) -> Figure:
     matplotlib.figure.Figure
         Two panels sharing the rows (best model on top): left elpd_loo with ±1 SE bars; right
         elpd_diff with ±1 and ±2 dse bars, the stacking weight written next to each row. A row
-        with Pareto k > 0.7 is labelled in red with the count.
+        whose fit did not converge or misses the data (the table's ``warning`` column, if any)
+        or has Pareto k > 0.7 is labelled in red, saying which.
     """
     check_columns(compare_df, COLUMNS, "growth_law_comparison")
     df = compare_df.sort_values("elpd_loo", ascending=False).reset_index(drop=True)
@@ -74,15 +76,14 @@ def growth_law_comparison(compare_df: pd.DataFrame) -> Figure:
             fontsize=8,
             xycoords=("axes fraction", "data"),
         )
-    labels = []
-    for _, r in df.iterrows():
-        label = f"{r['model']} / {r['growth']}"
-        if r["n_bad_pareto_k"] > 0:
-            label += f"\n(Pareto k > 0.7: {int(r['n_bad_pareto_k'])})"
-        labels.append(label)
+    flags = [_flags(r) for _, r in df.iterrows()]
+    labels = [
+        f"{r['model']} / {r['growth']}" + (f"\n({'; '.join(f)})" if f else "")
+        for (_, r), f in zip(df.iterrows(), flags, strict=True)
+    ]
     left.set_yticks(y, labels)
-    for tick, (_, r) in zip(left.get_yticklabels(), df.iterrows(), strict=True):
-        if r["n_bad_pareto_k"] > 0:
+    for tick, f in zip(left.get_yticklabels(), flags, strict=True):
+        if f:
             tick.set_color(style.FAIL_RED)
     left.set_xlabel("elpd_loo (log score, higher is better) ± 1 SE")
     right.axvline(0.0, color="0.5", lw=0.8)
@@ -99,3 +100,17 @@ def growth_law_comparison(compare_df: pd.DataFrame) -> Figure:
     )
     style.title(fig, f"Model and growth-law comparison by PSIS-LOO ({n} fits)\n{verdict}")
     return fig
+
+
+def _flags(row: pd.Series) -> list[str]:
+    """What the row's label warns of: chains that did not converge, a model that misses the
+    data (both from the table's ``warning`` column, when it has one), unreliable PSIS."""
+    warning = str(row.get("warning", "") or "")
+    flags = [
+        text
+        for note, text in ((NOT_CONVERGED_NOTE, "not converged"), (MISFIT_NOTE, "misfit"))
+        if note in warning
+    ]
+    if row["n_bad_pareto_k"] > 0:
+        flags.append(f"Pareto k > 0.7: {int(row['n_bad_pareto_k'])}")
+    return flags

@@ -338,6 +338,35 @@ def test_growth_law_comparison_orders_best_first_and_marks_bad_k():
         growth_law_comparison(df.drop(columns="weight"))
 
 
+def test_growth_law_comparison_labels_unconverged_and_misfit_fits_in_red():
+    df = pd.DataFrame(
+        {
+            "model": ["predator_prey"] * 3,
+            "growth": ["gompertz", "logistic", "exponential"],
+            "elpd_loo": [-100.0, -300.0, -130.0],
+            "se": [5.0, 8.0, 6.0],
+            "elpd_diff": [0.0, -200.0, -30.0],
+            "dse": [0.0, 20.0, 5.0],
+            "weight": [1.0, 0.0, 0.0],
+            "n_bad_pareto_k": [0, 0, 0],
+            "warning": [
+                "",
+                "fit not converged: R-hat > 1.01 for 124 quantities (worst 1.427); "
+                "misfit: residual SD of tumor 2.20 against 0.59 in the best fit",
+                "misfit: residual SD of car_t 0.98 against 0.40 in the best fit",
+            ],
+        }
+    )
+    ticks = {t.get_text(): t for t in _visible(growth_law_comparison(df))[0].get_yticklabels()}
+    assert set(ticks) == {
+        "predator_prey / gompertz",
+        "predator_prey / logistic\n(not converged; misfit)",
+        "predator_prey / exponential\n(misfit)",
+    }
+    assert ticks["predator_prey / gompertz"].get_color() != FAIL_RED
+    assert ticks["predator_prey / exponential\n(misfit)"].get_color() == FAIL_RED
+
+
 def _exposure():
     rng = np.random.default_rng(5)
     rows = []
