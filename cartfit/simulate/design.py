@@ -12,7 +12,11 @@ leukaemia (B-ALL):
 * dose log-uniform on :math:`[10^8, 6 \times 10^8]` cells (two significant digits), CAR T level
   at infusion :math:`C(0) = c_D \cdot \mathrm{dose}` with :math:`c_D` =
   :data:`CAR_T_PER_CELL_INFUSED` copies/µg per cell (so a typical dose gives a few copies/µg,
-  about 4,000-fold below a typical peak).
+  about 4,000-fold below a typical peak);
+* where the schedule phenotypes CAR T (multi-fate model only, ``phenotype_days``): the memory
+  and exhausted shares of blood CAR T cells by flow cytometry, as a ``fraction``, log-scale SD
+  0.2, LLOQ 0.001, results above 1 reported as 1; only at visits whose CAR T result is
+  quantified (too few cells to phenotype otherwise).
 
 Conversion factors to cell numbers (used only to report in cells and to count antigen-negative
 cells): one copy/µg ≈ 3.3×10⁴ circulating CAR T cells (one transgene copy per cell, 6.6 pg DNA
@@ -30,6 +34,7 @@ from cartfit.simulate.schedule import VisitSchedule
 
 CAR_T_UNIT = "copies/ug"
 TUMOR_UNIT = "% marrow blasts"
+PHENOTYPE_UNIT = "fraction"
 CAR_T_PER_CELL_INFUSED = 1.0e-8
 """CAR T level at infusion (copies/µg) per CAR T cell infused."""
 
@@ -41,6 +46,10 @@ def _assays() -> dict[str, Assay]:
         "tumor_antigen_neg": Assay(
             "tumor_antigen_neg", TUMOR_UNIT, TUMOR_SCALE, log_sd=0.3, lloq=0.01
         ),
+        **{
+            a: Assay(a, PHENOTYPE_UNIT, 1.0, log_sd=0.2, lloq=0.001, upper=1.0)
+            for a in ("car_t_memory_fraction", "car_t_exhausted_fraction")
+        },
     }
 
 

@@ -11,7 +11,8 @@ scaled units times the analyte's scale) the assay reports
 
 rounded to ``significant`` digits; a BLQ result is reported as ``blq = 1`` with an empty value
 (Beal's M3 setting: the censoring acts on the noisy result). An absent state (true level 0)
-is always BLQ.
+is always BLQ. A share (a phenotype fraction) cannot exceed the whole: a result above the
+assay's ``upper`` is reported as ``upper``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Assay:
         Lower limit of quantification (measured units).
     significant
         Significant digits of a reported value.
+    upper
+        Largest reportable result (1 for a fraction), or None.
     """
 
     analyte: str
@@ -48,6 +51,7 @@ class Assay:
     log_sd: float
     lloq: float
     significant: int = 4
+    upper: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.scale > 0 and self.log_sd >= 0 and self.lloq > 0 and self.significant > 0):
@@ -89,6 +93,8 @@ def measure(
     with np.errstate(under="ignore"):
         raw = assay.scale * np.exp(log_true + assay.log_sd * eps)
     value = round_significant(raw, assay.significant)
+    if assay.upper is not None:
+        value = np.minimum(value, assay.upper)
     blq = ~(value >= assay.lloq)
     value[blq] = np.nan
     return value, blq

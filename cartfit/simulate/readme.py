@@ -59,6 +59,7 @@ def cohort_readme(
         "`relapse_antigen`).",
         "- Observations (`observations.csv`):",
     ]
+    seen = set(observations["analyte"])
     for analyte, rows in observations.groupby("analyte", sort=True):
         pre = _count(rows["time"] < 0)
         lines.append(
@@ -75,9 +76,18 @@ def cohort_readme(
         f"before infusion at days {', '.join(f'{d:g}' for d in sched.pre_infusion_days)}; "
         f"each visit jittered by up to ±{sched.jitter_fraction:.0%} of the gap to the previous "
         f"one (day 0 exact), post-infusion visits missed with probability "
-        f"{sched.missed_probability:g}.",
+        f"{sched.missed_probability:g}."
+        + (
+            f" CAR T phenotyped (memory and exhausted fractions) at days "
+            f"{', '.join(f'{d:g}' for d in sched.phenotype_days)} where the CAR T result is "
+            "quantified."
+            if sched.phenotype_days
+            else ""
+        ),
         "- Log-normal assay noise (SD of ln: "
-        + ", ".join(f"{a.analyte} {a.log_sd:g}" for a in design.assays.values())
+        + ", ".join(
+            f"{a.analyte} {a.log_sd:g}" for a in design.assays.values() if a.analyte in seen
+        )
         + "); results below the LLOQ are reported as `blq=1`.",
         "- Between-subject variability: log-normal around typical values, with CD28 subjects "
         "expanding and contracting faster, and a latent class of low-fitness products that "

@@ -40,6 +40,10 @@ class VisitSchedule:
         Nominal tumour assessments before infusion (negative, increasing).
     tumor_days
         Post-infusion visit days with a tumour assessment (a subset of ``days``).
+    phenotype_days
+        Post-infusion visit days at which blood CAR T cells are phenotyped by flow cytometry
+        (memory and exhausted fractions; a subset of ``days``, none by default). Only a
+        multi-fate model has these observables.
     jitter_fraction
         Half-width of the uniform jitter as a fraction of the gap to the previous visit.
     missed_probability
@@ -51,6 +55,7 @@ class VisitSchedule:
     days: tuple[float, ...] = DEFAULT_DAYS
     pre_infusion_days: tuple[float, ...] = DEFAULT_PRE_INFUSION
     tumor_days: tuple[float, ...] = DEFAULT_TUMOR_DAYS
+    phenotype_days: tuple[float, ...] = ()
     jitter_fraction: float = 0.1
     missed_probability: float = 0.1
     decimals: int = 2
@@ -62,8 +67,9 @@ class VisitSchedule:
             raise ValueError(f"visit days must start at 0 and increase, got {self.days}")
         if pre.size and (np.any(pre >= 0) or np.any(np.diff(pre) <= 0)):
             raise ValueError(f"pre-infusion days must be negative and increase, got {pre}")
-        if not set(self.tumor_days) <= set(self.days):
-            raise ValueError(f"tumour days {self.tumor_days} are not all visit days {self.days}")
+        for what, subset in (("tumour", self.tumor_days), ("phenotype", self.phenotype_days)):
+            if not set(subset) <= set(self.days):
+                raise ValueError(f"{what} days {subset} are not all visit days {self.days}")
         if not 0 <= self.jitter_fraction < 0.5 or not 0 <= self.missed_probability < 1:
             raise ValueError("need 0 <= jitter_fraction < 0.5 and 0 <= missed_probability < 1")
 
@@ -81,8 +87,8 @@ def draw_visits(schedule: VisitSchedule, rng: np.random.Generator) -> pd.DataFra
     -------
     pandas.DataFrame
         One row per visit that took place, in time order, with columns ``nominal`` (day),
-        ``time`` (actual day since infusion), ``car_t`` and ``tumor`` (whether the analyte is
-        measured at this visit).
+        ``time`` (actual day since infusion), ``car_t``, ``tumor`` and ``phenotype`` (whether
+        CAR T, tumour and CAR T phenotypes are measured at this visit).
     """
     eps = 10.0**-schedule.decimals
     days = np.asarray(schedule.days, float)
@@ -105,11 +111,13 @@ def draw_visits(schedule: VisitSchedule, rng: np.random.Generator) -> pd.DataFra
         pre_times[i] = min(round(t, schedule.decimals), upper - eps)
         upper = pre_times[i]
 
-    tumor_days = set(schedule.tumor_days)
-    rows = [(d, t, False, True) for d, t in zip(pre, pre_times, strict=True)]
+    tumor_days, phenotype_days = set(schedule.tumor_days), set(schedule.phenotype_days)
+    rows = [(d, t, False, True, False) for d, t in zip(pre, pre_times, strict=True)]
     rows += [
-        (d, t, True, d in tumor_days) for d, t, m in zip(days, times, missed, strict=True) if not m
+        (d, t, True, d in tumor_days, d in phenotype_days)
+        for d, t, m in zip(days, times, missed, strict=True)
+        if not m
     ]
-    out = pd.DataFrame(rows, columns=["nominal", "time", "car_t", "tumor"])
+    out = pd.DataFrame(rows, columns=["nominal", "time", "car_t", "tumor", "phenotype"])
     out["time"] = out["time"].round(schedule.decimals)
     return out

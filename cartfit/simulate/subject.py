@@ -162,14 +162,20 @@ def _measure(
     rng: np.random.Generator,
 ) -> pd.DataFrame:
     """Contract rows of every analyte the model observes, with each visit's nominal day."""
-    parts = []
+    parts = {}
     for analyte in (a for a in design.assays if a in model.observables):
-        at = visits[visits["car_t"] if analyte == "car_t" else visits["tumor"]]
+        if analyte.startswith("car_t_"):  # a phenotype: where CAR T was quantified
+            quantified = parts["car_t"].loc[parts["car_t"]["blq"] == 0, "time"]
+            at = visits[visits["phenotype"] & visits["time"].isin(quantified)]
+        else:
+            at = visits[visits["car_t"] if analyte == "car_t" else visits["tumor"]]
+        if at.empty:
+            continue
         levels = true_log_levels(model, params, trajectory, analyte, at["time"])
         rows = observation_rows(subject, analyte, at["time"], levels, design, rng)
         rows["nominal"] = at["nominal"].to_numpy()
-        parts.append(rows)
-    return pd.concat(parts, ignore_index=True)
+        parts[analyte] = rows
+    return pd.concat(parts.values(), ignore_index=True)
 
 
 def _true_values(

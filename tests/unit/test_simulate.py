@@ -14,6 +14,7 @@ from cartfit.analysis.metrics import c_at, metric_grid, tmax
 from cartfit.cli import main
 from cartfit.data import load_cohort
 from cartfit.errors import CartfitError
+from cartfit.io import write_cohort
 from cartfit.models import get_model
 from cartfit.simulate import (
     Assay,
@@ -358,3 +359,38 @@ def test_bundled_example_regenerates_from_its_readme_command(tmp_path: Path) -> 
     assert main(args) == 0
     for name in ("observations.csv", "subjects.csv", "truth.csv"):
         assert (tmp_path / "example" / name).read_bytes() == (example / name).read_bytes(), name
+
+
+def test_multifate_cohort_phenotyped_at_the_scheduled_visits_only(tmp_path: Path) -> None:
+    """Flow phenotypes (memory and exhausted shares) come only where the schedule asks for them
+    and the visit's CAR T result was quantified; they are shares (at most 1, unit fraction) that
+    the data contract accepts, and a schedule without phenotype days gives none."""
+    days = (7, 14, 28, 90, 180)
+    design = CohortDesign(schedule=VisitSchedule(phenotype_days=days))
+    obs, subjects, _ = simulate_tables("multifate", "gompertz", 6, 11, design=design)
+    pheno = obs[obs["analyte"].isin(["car_t_memory_fraction", "car_t_exhausted_fraction"])]
+    assert set(pheno["analyte"]) == {"car_t_memory_fraction", "car_t_exhausted_fraction"}
+    assert set(pheno["unit"]) == {"fraction"} and (pheno["value"].dropna() <= 1.0).all()
+    car_t = obs[obs["analyte"] == "car_t"]
+    quantified = car_t.loc[car_t["blq"] == 0, ["subject", "time"]]
+    pairs = pheno[["subject", "time"]].merge(quantified, how="left", indicator=True)
+    assert (pairs["_merge"] == "both").all()
+    # each phenotyped time is within the jitter of a scheduled day (±10 % of the gap before it)
+    gaps = dict(zip(design.schedule.days[1:], np.diff(design.schedule.days), strict=True))
+    assert all(min(abs(t - d) - 0.1 * gaps[d] for d in days) <= 0.01 for t in pheno["time"])
+    cohort = write_cohort(tmp_path / "c", obs, subjects)
+    assert set(load_cohort(cohort).observations["analyte"]) >= {"car_t_memory_fraction"}
+    plain, _, _ = simulate_tables("multifate", "gompertz", 6, 11)
+    assert not plain["analyte"].str.startswith("car_t_").any()
+    with pytest.raises(ValueError, match="phenotype days"):
+        VisitSchedule(phenotype_days=(8,))
+
+
+def test_assay_reports_a_share_above_the_whole_as_the_whole() -> None:
+    from cartfit.simulate.measurement import measure
+
+    assay = Assay("car_t_memory_fraction", "fraction", 1.0, log_sd=0.5, lloq=0.001, upper=1.0)
+    value, blq = measure(assay, np.full(2000, np.log(0.9)), np.random.default_rng(1))
+    assert value.max() == 1.0 and not blq.any()
+    # ln 0.9 + 0.5 eps > 0 with probability 1 - Phi(0.21) = 0.42
+    assert 0.38 < (value == 1.0).mean() < 0.46
