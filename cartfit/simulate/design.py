@@ -14,9 +14,9 @@ leukaemia (B-ALL):
   :data:`CAR_T_PER_CELL_INFUSED` copies/µg per cell (so a typical dose gives a few copies/µg,
   about 4,000-fold below a typical peak);
 * where the schedule phenotypes CAR T (multi-fate model only, ``phenotype_days``): the memory
-  and exhausted shares of blood CAR T cells by flow cytometry, as a ``fraction``, log-scale SD
-  0.2, LLOQ 0.001, results above 1 reported as 1; only at visits whose CAR T result is
-  quantified (too few cells to phenotype otherwise).
+  and exhausted shares of blood CAR T cells by flow cytometry, as a ``fraction``, SD 0.2 on the
+  log-odds scale, LLOQ 0.001; only at visits whose CAR T result is quantified (too few cells
+  to phenotype otherwise).
 
 Conversion factors to cell numbers (used only to report in cells and to count antigen-negative
 cells): one copy/µg ≈ 3.3×10⁴ circulating CAR T cells (one transgene copy per cell, 6.6 pg DNA

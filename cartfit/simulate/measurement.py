@@ -11,8 +11,14 @@ scaled units times the analyte's scale) the assay reports
 
 rounded to ``significant`` digits; a BLQ result is reported as ``blq = 1`` with an empty value
 (Beal's M3 setting: the censoring acts on the noisy result). An absent state (true level 0)
-is always BLQ. A share (a phenotype fraction) cannot exceed the whole: a result above the
-assay's ``upper`` is reported as ``upper``.
+is always BLQ.
+
+A share (a phenotype fraction, ``upper`` = the whole) takes its noise on the log-odds scale
+instead, :math:`y = \operatorname{expit}(\operatorname{logit}(x) + \sigma\varepsilon)`, so that
+it stays below the whole, as a fraction of counted cells does: its relative error is about
+:math:`\sigma (1 - x)`, close to :math:`\sigma` for a rare phenotype and small for a dominant
+one, and its median is the true share. (Log-normal noise cut off at the whole would bias a
+dominant share downwards.)
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ class Assay:
     significant
         Significant digits of a reported value.
     upper
-        Largest reportable result (1 for a fraction), or None.
+        The whole, for a share (1 for a fraction): noise on the log-odds scale; or None.
     """
 
     analyte: str
@@ -90,11 +96,14 @@ def measure(
     """
     log_true = np.asarray(log_scaled, float)
     eps = rng.standard_normal(log_true.shape)
-    with np.errstate(under="ignore"):
-        raw = assay.scale * np.exp(log_true + assay.log_sd * eps)
+    with np.errstate(under="ignore", divide="ignore"):
+        if assay.upper is None:
+            raw = assay.scale * np.exp(log_true + assay.log_sd * eps)
+        else:  # logit(x) + sigma eps, x the share of the whole
+            share = assay.scale * np.exp(log_true) / assay.upper
+            log_odds = np.log(share) - np.log1p(-share) + assay.log_sd * eps
+            raw = assay.upper / (1.0 + np.exp(-log_odds))
     value = round_significant(raw, assay.significant)
-    if assay.upper is not None:
-        value = np.minimum(value, assay.upper)
     blq = ~(value >= assay.lloq)
     value[blq] = np.nan
     return value, blq

@@ -386,11 +386,15 @@ def test_multifate_cohort_phenotyped_at_the_scheduled_visits_only(tmp_path: Path
         VisitSchedule(phenotype_days=(8,))
 
 
-def test_assay_reports_a_share_above_the_whole_as_the_whole() -> None:
+def test_a_share_has_log_odds_noise_with_the_true_share_as_median() -> None:
     from cartfit.simulate.measurement import measure
 
-    assay = Assay("car_t_memory_fraction", "fraction", 1.0, log_sd=0.5, lloq=0.001, upper=1.0)
-    value, blq = measure(assay, np.full(2000, np.log(0.9)), np.random.default_rng(1))
-    assert value.max() == 1.0 and not blq.any()
-    # ln 0.9 + 0.5 eps > 0 with probability 1 - Phi(0.21) = 0.42
-    assert 0.38 < (value == 1.0).mean() < 0.46
+    assay = Assay("car_t_memory_fraction", "fraction", 1.0, log_sd=0.2, lloq=0.001, upper=1.0)
+    rng = np.random.default_rng(1)
+    for share in (0.02, 0.5, 0.95):
+        value, blq = measure(assay, np.full(4000, np.log(share)), rng)
+        assert not blq.any() and value.max() < 1.0
+        # the median of 4000 draws has SE about 1.25 sigma_share / sqrt(4000): < 2 % relative
+        assert abs(np.median(value) / share - 1) < 0.05
+        # relative error sigma (1 - x) to first order in sigma (sample SD of 4000: within 10 %)
+        assert abs(np.log(value).std() / (0.2 * (1 - share)) - 1) < 0.1
