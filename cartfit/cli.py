@@ -57,7 +57,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from cartfit.simulate import simulate_cohort
 
     simulate_cohort(
-        model=args.model, growth=args.growth, n_subjects=args.subjects, seed=args.seed, out=args.out
+        model=args.model,
+        growth=args.growth,
+        n_subjects=args.subjects,
+        seed=args.seed,
+        out=args.out,
+        phenotype_days=tuple(args.phenotype_days),
     )
     print(f"wrote {args.out}")
     return 0
@@ -207,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--growth", choices=GROWTHS, required=True)
     p.add_argument("--subjects", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument(
+        "--phenotype-days",
+        type=_int_list,
+        default=[],
+        help="visit days with CAR T memory/exhausted fractions by flow, e.g. 7,14,28,90 "
+        "(multifate only; default none)",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_cmd_simulate)
 

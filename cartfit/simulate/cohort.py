@@ -36,6 +36,7 @@ from cartfit.models import get_model
 from cartfit.simulate.design import CohortDesign
 from cartfit.simulate.population import PopulationSpec
 from cartfit.simulate.readme import cohort_readme
+from cartfit.simulate.schedule import VisitSchedule
 from cartfit.simulate.subject import simulate_subject
 from cartfit.simulate.typical_values import population_for
 
@@ -89,12 +90,34 @@ def simulate_tables(
     )
 
 
-def command_line(model: str, growth: str, n_subjects: int, seed: int, out: Path) -> str:
+def command_line(
+    model: str, growth: str, n_subjects: int, seed: int, out: Path, phenotype_days=()
+) -> str:
     """The ``cartfit simulate`` command that writes this cohort."""
+    days = ",".join(f"{d:g}" for d in phenotype_days)
     return (
         f"cartfit simulate --model {model} --growth {growth} --subjects {n_subjects} "
-        f"--seed {seed} --out {Path(out).as_posix()}"
+        f"--seed {seed}"
+        + (f" --phenotype-days {days}" if days else "")
+        + f" --out {Path(out).as_posix()}"
     )
+
+
+def _design(model: str, phenotype_days) -> CohortDesign:
+    """The default design, with CAR T phenotyped at ``phenotype_days`` (multi-fate only)."""
+    if not phenotype_days:
+        return CohortDesign()
+    if model != "multifate":
+        raise CartfitError(
+            f"--phenotype-days: model {model} has no CAR T phenotypes (only multifate has)"
+        )
+    days = VisitSchedule().days
+    if not set(phenotype_days) <= set(days):
+        raise CartfitError(
+            f"--phenotype-days {','.join(f'{d:g}' for d in phenotype_days)}: expected visit "
+            f"days of the schedule ({', '.join(f'{d:g}' for d in days if d > 0)})"
+        )
+    return CohortDesign(schedule=VisitSchedule(phenotype_days=tuple(sorted(phenotype_days))))
 
 
 def _truth_yaml(model: str, growth: str, design: CohortDesign, command: str) -> dict[str, Any]:
@@ -134,7 +157,9 @@ def _truth_yaml(model: str, growth: str, design: CohortDesign, command: str) -> 
     }
 
 
-def simulate_cohort(model: str, growth: str, n_subjects: int, seed: int, out: Path) -> Path:
+def simulate_cohort(
+    model: str, growth: str, n_subjects: int, seed: int, out: Path, phenotype_days=()
+) -> Path:
     """Simulate a clinical-style cohort with known truth and write it to ``out``.
 
     Parameters
@@ -149,6 +174,9 @@ def simulate_cohort(model: str, growth: str, n_subjects: int, seed: int, out: Pa
         Seed of all random draws (>= 0); the same seed gives byte-identical files.
     out
         Cohort folder to create or replace (atomically: a failure leaves it untouched).
+    phenotype_days
+        Visit days at which blood CAR T is phenotyped (memory and exhausted fractions by flow;
+        multi-fate model only); none by default.
 
     Returns
     -------
@@ -156,9 +184,9 @@ def simulate_cohort(model: str, growth: str, n_subjects: int, seed: int, out: Pa
         ``out``.
     """
     out = Path(out)
-    design = CohortDesign()
+    design = _design(model, phenotype_days)
     observations, subjects, truth = simulate_tables(model, growth, n_subjects, seed, design)
-    command = command_line(model, growth, n_subjects, seed, out)
+    command = command_line(model, growth, n_subjects, seed, out, design.schedule.phenotype_days)
     meta = {
         "name": out.name,
         "description": (

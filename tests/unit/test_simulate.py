@@ -260,6 +260,11 @@ def test_bad_requests_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(CartfitError, match="unknown growth law"):
         simulate_cohort("predator_prey", "linear", n_subjects=2, seed=1, out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+    with pytest.raises(CartfitError, match="no CAR T phenotypes"):
+        simulate_cohort(*PP, n_subjects=2, seed=1, out=tmp_path / "x", phenotype_days=(7,))
+    with pytest.raises(CartfitError, match=r"--phenotype-days 8: expected visit days .*1, 4, 7"):
+        simulate_cohort("multifate", "gompertz", 2, 1, tmp_path / "x", phenotype_days=(8,))
+    assert not (tmp_path / "x").exists()
     rc = main(
         [
             "simulate",
@@ -398,3 +403,15 @@ def test_a_share_has_log_odds_noise_with_the_true_share_as_median() -> None:
         assert abs(np.median(value) / share - 1) < 0.05
         # relative error sigma (1 - x) to first order in sigma (sample SD of 4000: within 10 %)
         assert abs(np.log(value).std() / (0.2 * (1 - share)) - 1) < 0.1
+
+
+def test_simulate_command_phenotypes_and_records_itself(tmp_path: Path) -> None:
+    out = tmp_path / "pheno"
+    argv = ["simulate", "--model", "multifate", "--growth", "gompertz", "--subjects", "3"]
+    assert main([*argv, "--seed", "4", "--phenotype-days", "14,28", "--out", str(out)]) == 0
+    obs = load_cohort(out).observations
+    pheno = obs[obs["analyte"] == "car_t_exhausted_fraction"]
+    assert len(pheno) > 0 and pheno["time"].between(12.0, 30.0).all()
+    truth = yaml.safe_load((out / "truth.yaml").read_text())
+    assert "--phenotype-days 14,28" in truth["command"]
+    assert truth["schedule"]["phenotype_days"] == [14, 28]
