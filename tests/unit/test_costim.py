@@ -119,9 +119,10 @@ def test_contrast_is_cd28_minus_41bb(table):
             assert diff["p_gt_0"] == float(cd28[name] > bb[name])
         ratio = rows.loc[("cmax", f"{block}_ratio")]
         assert ratio["median"] == pytest.approx(cd28["cmax"] / bb["cmax"], rel=1e-3)
-    # the simulator's CD28 "sprint": higher earlier peak, less memory, shorter persistence
+    # the simulator's CD28 "sprint": higher earlier peak, less memory (persistence ties: above
+    # LLOQ 50 through day 365 for both typical subjects, which peak at 53,000 and 10,600)
     assert cd28["cmax"] > bb["cmax"] and cd28["memory_fraction_day90"] < bb["memory_fraction_day90"]
-    assert rows.loc[("persistence_days", "typical_difference"), "median"] < 0
+    assert cd28["tmax"] < bb["tmax"]
 
 
 def test_covariate_effects_are_exp_beta(table):
