@@ -120,7 +120,11 @@ def _design(model: str, phenotype_days) -> CohortDesign:
     return CohortDesign(schedule=VisitSchedule(phenotype_days=tuple(sorted(phenotype_days))))
 
 
-def _truth_yaml(model: str, growth: str, design: CohortDesign, command: str) -> dict[str, Any]:
+def _truth_yaml(
+    model: str, growth: str, design: CohortDesign, command: str, analytes: set[str]
+) -> dict[str, Any]:
+    """truth.yaml: the command, scales, population model, the assays of ``analytes`` (those
+    in the cohort), the schedule and the design."""
     spec = population_for(get_model(model, growth))
     return {
         "command": command,
@@ -140,7 +144,7 @@ def _truth_yaml(model: str, growth: str, design: CohortDesign, command: str) -> 
             "low_fitness_fraction": spec.low_fitness_fraction,
             "low_fitness_effect": dict(spec.low_fitness_effect),
         },
-        "assays": {k: asdict(a) for k, a in design.assays.items()},
+        "assays": {k: asdict(a) for k, a in design.assays.items() if k in analytes},
         "schedule": {
             k: list(v) if isinstance(v, tuple) else v for k, v in asdict(design.schedule).items()
         },
@@ -210,7 +214,7 @@ def simulate_cohort(
         truth.to_csv(tmp / "truth.csv", index=False, float_format=FLOAT_FORMAT)
         (tmp / "truth.yaml").write_text(
             yaml.safe_dump(
-                _truth_yaml(model, growth, design, command),
+                _truth_yaml(model, growth, design, command, set(observations["analyte"])),
                 sort_keys=False,
                 allow_unicode=True,
                 width=100,
