@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cartfit.analysis.metrics import exposure_metrics, metric_grid
+from cartfit.data.schema import FRACTION_ANALYTES
 from cartfit.models.base import ODEModel
 from cartfit.simulate.design import CohortDesign
 from cartfit.simulate.emergence import CloneSettings, escape_layout
@@ -164,7 +165,7 @@ def _measure(
     """Contract rows of every analyte the model observes, with each visit's nominal day."""
     parts = {}
     for analyte in (a for a in design.assays if a in model.observables):
-        if analyte.startswith("car_t_"):  # a phenotype: where CAR T was quantified
+        if analyte in FRACTION_ANALYTES:  # a phenotype: where CAR T was quantified
             quantified = parts["car_t"].loc[parts["car_t"]["blq"] == 0, "time"]
             at = visits[visits["phenotype"] & visits["time"].isin(quantified)]
         else:
