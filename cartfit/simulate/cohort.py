@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 
 from cartfit import __version__
+from cartfit.data.schema import FRACTION_ANALYTES
 from cartfit.errors import CartfitError
 from cartfit.io import atomic_path, write_cohort
 from cartfit.models import get_model
@@ -103,21 +104,24 @@ def command_line(
     )
 
 
-def _design(model: str, phenotype_days) -> CohortDesign:
-    """The default design, with CAR T phenotyped at ``phenotype_days`` (multi-fate only)."""
+def _design(model: str, growth: str, phenotype_days) -> CohortDesign:
+    """The default design, with CAR T phenotyped at ``phenotype_days`` (a model with the
+    phenotype observables only, i.e. multifate)."""
     if not phenotype_days:
         return CohortDesign()
-    if model != "multifate":
+    if not set(FRACTION_ANALYTES) <= set(get_model(model, growth).observables):
         raise CartfitError(
             f"--phenotype-days: model {model} has no CAR T phenotypes (only multifate has)"
         )
-    days = VisitSchedule().days
-    if not set(phenotype_days) <= set(days):
+    try:
+        schedule = VisitSchedule(phenotype_days=tuple(sorted(phenotype_days)))
+    except ValueError:
+        days = VisitSchedule().days
         raise CartfitError(
             f"--phenotype-days {','.join(f'{d:g}' for d in phenotype_days)}: expected visit "
             f"days of the schedule ({', '.join(f'{d:g}' for d in days if d > 0)})"
-        )
-    return CohortDesign(schedule=VisitSchedule(phenotype_days=tuple(sorted(phenotype_days))))
+        ) from None
+    return CohortDesign(schedule=schedule)
 
 
 def _truth_yaml(
@@ -188,7 +192,7 @@ def simulate_cohort(
         ``out``.
     """
     out = Path(out)
-    design = _design(model, phenotype_days)
+    design = _design(model, growth, phenotype_days)
     observations, subjects, truth = simulate_tables(model, growth, n_subjects, seed, design)
     command = command_line(model, growth, n_subjects, seed, out, design.schedule.phenotype_days)
     meta = {

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cartfit.data.schema import FRACTION_ANALYTES
 from cartfit.simulate.measurement import Assay
 from cartfit.simulate.population import CAR_T_SCALE, TUMOR_SCALE
 from cartfit.simulate.schedule import VisitSchedule
@@ -48,7 +49,7 @@ def _assays() -> dict[str, Assay]:
         ),
         **{
             a: Assay(a, PHENOTYPE_UNIT, 1.0, log_sd=0.2, lloq=0.001, upper=1.0)
-            for a in ("car_t_memory_fraction", "car_t_exhausted_fraction")
+            for a in FRACTION_ANALYTES
         },
     }
 

@@ -86,7 +86,9 @@ def cohort_readme(
         ),
         "- Log-normal assay noise (SD of ln: "
         + ", ".join(
-            f"{a.analyte} {a.log_sd:g}" for a in design.assays.values() if a.analyte in seen
+            f"{a.analyte} {a.log_sd:g}" + (" on the log-odds" if a.upper is not None else "")
+            for a in design.assays.values()
+            if a.analyte in seen
         )
         + "); results below the LLOQ are reported as `blq=1`.",
         "- Between-subject variability: log-normal around typical values, with CD28 subjects "
