@@ -1,6 +1,9 @@
 """Sampler diagnostics as facts: R-hat, bulk/tail ESS, divergences, tree-depth hits, E-BFMI.
 
 Thresholds (DESIGN.md section 4): R-hat > 1.01, bulk ESS < 400 or any divergence is a problem.
+Where R-hat flags quantities, :func:`chain_note` says which chain disagrees on them and how
+the chains' log densities compare, so that a chain held in another mode is told apart from
+chains that all mix slowly.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from dataclasses import dataclass, field
 import arviz as az
 import numpy as np
 import pandas as pd
+
+from cartfit.inference.fitfile import CHAIN_NOTE
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -76,6 +81,78 @@ def _bfmi(energy: np.ndarray) -> list[float]:
     return out
 
 
+#: quantities named in the chain note, worst R-hat first
+CHAIN_NOTE_QUANTITIES = 3
+#: a chain whose mean log density lies more than this many within-chain SDs below the best
+#: chain's is named as lower (a local mode, or a chain that has not arrived)
+LOGP_GAP_SDS = 2.0
+
+
+def _chain_means(posterior, var_names: list[str]) -> dict[str, np.ndarray]:
+    """Per-chain posterior means of every scalar quantity, labelled as ``az.summary`` labels
+    them (``name[coord, coord]``)."""
+    out = {}
+    for name in var_names:
+        da = posterior[name]
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        means = da.mean("draw").transpose("chain", *extra).values.reshape(da.sizes["chain"], -1)
+        if not extra:
+            out[name] = means[:, 0]
+            continue
+        for k, idx in enumerate(np.ndindex(*(da.sizes[d] for d in extra))):
+            label = ", ".join(str(da[d].values[i]) for d, i in zip(extra, idx, strict=True))
+            out[f"{name}[{label}]"] = means[:, k]
+    return out
+
+
+def chain_note(posterior, sample_stats, table: pd.DataFrame, var_names: list[str]) -> str | None:
+    r"""Which chain disagrees where R-hat exceeds ``RHAT_MAX``, or ``None`` if nowhere.
+
+    For each of the ``CHAIN_NOTE_QUANTITIES`` worst quantities, the chain whose mean lies
+    farthest from the median of the chain means, against the range of the others; then the
+    chains' mean log densities :math:`\bar\ell_c`, naming those with
+    :math:`\bar\ell_c < \max_c \bar\ell_c - 2\,\mathrm{median}_c\,\mathrm{sd}_c(\ell)`. A
+    chain alone on its side of every flagged quantity, with a lower log density, sits in a
+    mode the others do not visit; similar log densities with scattered chain means point to slow
+    mixing instead."""
+    bad = table[table["r_hat"] > RHAT_MAX].nlargest(CHAIN_NOTE_QUANTITIES, "r_hat")
+    n_chains = posterior.sizes.get("chain", 1)
+    if bad.empty or n_chains < 2:
+        return None
+    chains = [str(c) for c in posterior["chain"].values]
+    means = _chain_means(posterior, var_names)
+    parts = []
+    for row in bad.itertuples():
+        m = means.get(row.variable)
+        if m is None:
+            continue
+        c = int(np.argmax(np.abs(m - np.median(m))))
+        rest = np.delete(m, c)
+        parts.append(
+            f"{row.variable} (R-hat {row.r_hat:.3f}): chain {chains[c]} at {m[c]:.3g}, "
+            f"the others {rest.min():.3g} to {rest.max():.3g}"
+        )
+    text = f"{CHAIN_NOTE}: " + "; ".join(parts) if parts else CHAIN_NOTE
+    logp_name = next((k for k in ("logp", "lp") if k in sample_stats), None)
+    if logp_name is not None:
+        logp = np.asarray(sample_stats[logp_name], dtype=float)
+        lp_mean, lp_sd = logp.mean(axis=1), logp.std(axis=1)
+        gap = lp_mean.max() - lp_mean
+        low = [chains[i] for i in np.flatnonzero(gap > LOGP_GAP_SDS * np.median(lp_sd))]
+        text += (
+            f". Mean log density per chain {', '.join(f'{v:.1f}' for v in lp_mean)} "
+            f"(within-chain SD {lp_sd.min():.1f}-{lp_sd.max():.1f})"
+        )
+        if low:
+            which = f"chain {low[0]} lies" if len(low) == 1 else f"chains {', '.join(low)} lie"
+            text += (
+                f"; {which} more than {LOGP_GAP_SDS:g} within-chain SDs below the best (a "
+                "local mode or a chain not yet arrived: rerun with more tuning or another seed "
+                "rather than use these draws)"
+            )
+    return text
+
+
 def diagnose(posterior, sample_stats, var_names: list[str]) -> Diagnostics:
     """Compute the diagnostics of ``var_names`` from posterior and sample-stats datasets."""
     if hasattr(posterior, "to_dataset"):
@@ -119,4 +196,5 @@ def diagnose(posterior, sample_stats, var_names: list[str]) -> Diagnostics:
     if low_bfmi:
         problems.append(f"E-BFMI below {BFMI_MIN} in {len(low_bfmi)} chain(s)")
     n_draws = int(np.asarray(sample_stats["diverging"]).size)
-    return Diagnostics(table, n_div, n_depth, bfmi, n_draws, problems)
+    note = chain_note(ds, sample_stats, table, var_names)
+    return Diagnostics(table, n_div, n_depth, bfmi, n_draws, problems, notes=[note] if note else [])

@@ -72,6 +72,8 @@ ROOT_ATTRS = (
 
 #: opening words of the note that says where a fit's divergences happened (the report shows it)
 DIVERGENCE_NOTE = "divergences located"
+#: opening words of the note that says which chain disagrees with the others, and where
+CHAIN_NOTE = "chains disagree"
 #: prefix of a comparison table's warning that a fit does not describe the data (see
 #: cartfit.analysis.compare; the report lists these warnings at the top)
 MISFIT_NOTE = "misfit: "

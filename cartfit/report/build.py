@@ -16,7 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from cartfit.errors import CartfitError
-from cartfit.inference.fitfile import DIVERGENCE_NOTE, MISFIT_NOTE, stored_diagnostics
+from cartfit.inference.fitfile import (
+    CHAIN_NOTE,
+    DIVERGENCE_NOTE,
+    MISFIT_NOTE,
+    stored_diagnostics,
+)
 from cartfit.report import html as H
 from cartfit.report.contents import FIT_STEM, SECTIONS, Item, Results, items
 from cartfit.report.figures import make_figure
@@ -42,13 +47,14 @@ def _figure_bytes(item: Item, cohort_dir: str | None) -> bytes:
 
 def fit_problems(attrs: dict[Path, dict[str, str]]) -> list[str]:
     """One line per fit that failed a convergence check (HTML), with where its divergences
-    happened when they were located."""
+    happened when they were located and which chain disagrees where."""
     lines = []
     for path, a in attrs.items():
         try:
             diag = stored_diagnostics(a)
             problems = list(diag.get("problems", []))
-            problems += [n for n in diag.get("notes", []) if n.startswith(DIVERGENCE_NOTE)]
+            notes = diag.get("notes", [])
+            problems += [n for n in notes if n.startswith((DIVERGENCE_NOTE, CHAIN_NOTE))]
         except ValueError:
             problems = ["its diagnostics could not be read"]
         if problems:

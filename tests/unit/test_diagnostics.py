@@ -1,0 +1,81 @@
+"""Sampler diagnostics: the problems found and the note on which chain disagrees where."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from cartfit.inference.diagnostics import diagnose
+from cartfit.inference.fitfile import CHAIN_NOTE
+from cartfit.report.build import fit_problems
+
+N_CHAINS, N_DRAWS = 4, 400
+SUBJECTS, PARAMETERS = ["S1", "S2"], ["growth_rate", "kill_rate"]
+
+
+def _posterior(rng, shift: float, stuck: int = 2):
+    """iid N(0, 1) draws per chain; chain ``stuck`` of theta[S2, growth_rate] moved by
+    ``shift``. Log densities N(-100, 10) per draw, that chain's ``3 * shift`` lower."""
+    theta = rng.standard_normal((N_CHAINS, N_DRAWS, 2, 2))
+    theta[stuck, :, 1, 0] += shift
+    sigma = rng.standard_normal((N_CHAINS, N_DRAWS))
+    coords = {"chain": np.arange(N_CHAINS), "draw": np.arange(N_DRAWS)}
+    post = xr.Dataset(
+        {
+            "theta": (("chain", "draw", "subject", "parameter"), theta),
+            "sigma": (("chain", "draw"), sigma),
+        },
+        coords=coords | {"subject": SUBJECTS, "parameter": PARAMETERS},
+    )
+    logp = -100.0 + 10.0 * rng.standard_normal((N_CHAINS, N_DRAWS))
+    logp[stuck] -= 3.0 * shift
+    stats = xr.Dataset(
+        {
+            "diverging": (("chain", "draw"), np.zeros((N_CHAINS, N_DRAWS), bool)),
+            "logp": (("chain", "draw"), logp),
+            "energy": (("chain", "draw"), -logp),
+        },
+        coords=coords,
+    )
+    return post, stats
+
+
+def test_chain_note_names_the_chain_that_disagrees_and_its_lower_log_density():
+    post, stats = _posterior(np.random.default_rng(0), shift=10.0)
+    diag = diagnose(post, stats, ["theta", "sigma"])
+    assert any(p.startswith("R-hat > 1.01 for 1 quantities") for p in diag.problems)
+    (note,) = diag.notes
+    assert note.startswith(f"{CHAIN_NOTE}: theta[S2, growth_rate] (R-hat ")
+    assert "chain 2 at 10" in note
+    rest = note.split("the others ")[1].split(". Mean")[0]
+    lo, hi = (float(v) for v in rest.split(" to "))
+    assert -0.2 < lo <= hi < 0.2
+    assert "Mean log density per chain" in note
+    assert "chain 2 lies more than 2 within-chain SDs below the best" in note
+
+
+def test_chain_note_with_similar_log_densities_names_no_chain_as_lower():
+    post, stats = _posterior(np.random.default_rng(1), shift=1.0)
+    (note,) = diagnose(post, stats, ["theta", "sigma"]).notes
+    assert "chain 2 at" in note and "below the best" not in note
+
+
+def test_no_chain_note_when_the_chains_agree():
+    post, stats = _posterior(np.random.default_rng(2), shift=0.0)
+    diag = diagnose(post, stats, ["theta", "sigma"])
+    assert diag.notes == [] and not any("R-hat" in p for p in diag.problems)
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_report_problems_box_shows_the_chain_note(shown):
+    note = f"{CHAIN_NOTE}: theta[S2, growth_rate] (R-hat 1.500): chain 2 at 10"
+    other = "multi-start optimisation found 2 distinct optima"
+    diag = {"problems": ["R-hat > 1.01 for 1 quantities (worst 1.500)"],
+            "notes": [note if shown else other]}  # fmt: skip
+    attrs = {Path("predator_prey_gompertz_population.nc"): {"diagnostics": json.dumps(diag)}}
+    (line,) = fit_problems(attrs)
+    assert ("chain 2 at 10" in line) is shown
