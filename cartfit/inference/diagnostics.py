@@ -106,33 +106,27 @@ def _chain_means(posterior, var_names: list[str]) -> dict[str, np.ndarray]:
 
 
 def chain_note(posterior, sample_stats, table: pd.DataFrame, var_names: list[str]) -> str | None:
-    r"""Which chain disagrees where R-hat exceeds ``RHAT_MAX``, or ``None`` if nowhere.
+    r"""Where the chains disagree when R-hat exceeds ``RHAT_MAX``, or ``None`` if nowhere.
 
-    For each of the ``CHAIN_NOTE_QUANTITIES`` worst quantities, the chain whose mean lies
-    farthest from the median of the chain means, against the range of the others; then the
-    chains' mean log densities :math:`\bar\ell_c`, naming those with
-    :math:`\bar\ell_c < \max_c \bar\ell_c - 2\,\mathrm{median}_c\,\mathrm{sd}_c(\ell)`. A
-    chain alone on its side of every flagged quantity, with a lower log density, sits in a
-    mode the others do not visit; similar log densities with scattered chain means point to slow
-    mixing instead."""
+    The per-chain means of the ``CHAIN_NOTE_QUANTITIES`` worst quantities, then the chains'
+    mean log densities :math:`\bar\ell_c`, naming those with
+    :math:`\bar\ell_c < \max_c \bar\ell_c - 2\,\mathrm{median}_c\,\mathrm{sd}_c(\ell)`. Chains
+    that group on the flagged quantities, one group with a lower log density, sit in a mode the
+    others do not visit; similar log densities with scattered chain means point to slow mixing
+    or to modes of similar mass."""
     bad = table[table["r_hat"] > RHAT_MAX].nlargest(CHAIN_NOTE_QUANTITIES, "r_hat")
     n_chains = posterior.sizes.get("chain", 1)
     if bad.empty or n_chains < 2:
         return None
     chains = [str(c) for c in posterior["chain"].values]
     means = _chain_means(posterior, var_names)
-    parts = []
-    for row in bad.itertuples():
-        m = means.get(row.variable)
-        if m is None:
-            continue
-        c = int(np.argmax(np.abs(m - np.median(m))))
-        rest = np.delete(m, c)
-        parts.append(
-            f"{row.variable} (R-hat {row.r_hat:.3f}): chain {chains[c]} at {m[c]:.3g}, "
-            f"the others {rest.min():.3g} to {rest.max():.3g}"
-        )
-    text = f"{CHAIN_NOTE}: " + "; ".join(parts) if parts else CHAIN_NOTE
+    parts = [
+        f"{row.variable} (R-hat {row.r_hat:.3f}) per chain "
+        + ", ".join(f"{v:.3g}" for v in means[row.variable])
+        for row in bad.itertuples()
+        if row.variable in means
+    ]
+    text = f"{CHAIN_NOTE} (chains {', '.join(chains)}): " + "; ".join(parts)
     logp_name = next((k for k in ("logp", "lp") if k in sample_stats), None)
     if logp_name is not None:
         logp = np.asarray(sample_stats[logp_name], dtype=float)
@@ -146,9 +140,10 @@ def chain_note(posterior, sample_stats, table: pd.DataFrame, var_names: list[str
         if low:
             which = f"chain {low[0]} lies" if len(low) == 1 else f"chains {', '.join(low)} lie"
             text += (
-                f"; {which} more than {LOGP_GAP_SDS:g} within-chain SDs below the best (a "
-                "local mode or a chain not yet arrived: rerun with more tuning or another seed "
-                "rather than use these draws)"
+                f"; {which} more than {LOGP_GAP_SDS:g} within-chain SDs below the best: the "
+                "chains sample different modes (the lower is not necessarily the one with less "
+                "mass) and no subset of them is the posterior; rerun with more tuning, more "
+                "chains or another seed"
             )
     return text
 
