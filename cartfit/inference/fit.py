@@ -33,7 +33,7 @@ from cartfit.inference.data import FitData, prepare
 from cartfit.inference.diagnostics import Diagnostics, diagnose
 from cartfit.inference.divergences import POSITION_STATS, divergence_note, locate_divergences
 from cartfit.inference.predict import pointwise_loglik
-from cartfit.inference.sampling import sample_posterior
+from cartfit.inference.sampling import default_starts, sample_posterior
 from cartfit.models import get_model
 from cartfit.models.base import ODEModel
 
@@ -54,7 +54,9 @@ class FitSettings:
     #: large-cohort geometry (Newton-polished start, per-subject centring weights); None: for
     #: population fits of at least sampling.LARGE_COHORT subjects
     large_cohort: bool | None = None
-    n_starts: int = 6  # multi-start optimisation before sampling (0: start at the prior median)
+    #: L-BFGS starts before sampling (0: start at the prior median); None: 24 for a one-subject
+    #: fit, 6 for a population (sampling.default_starts)
+    n_starts: int | None = None
     rtol: float = 1e-5
     atol: float = 1e-5
     progress: bool = True
@@ -64,7 +66,7 @@ class FitSettings:
         for name in ("chains", "tune", "draws", "cores", "max_treedepth"):
             if getattr(self, name) < 1:
                 raise CartfitError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.n_starts < 0:
+        if self.n_starts is not None and self.n_starts < 0:
             raise CartfitError(f"n_starts must be at least 0, got {self.n_starts}")
         if not 0.0 < self.target_accept < 1.0:
             raise CartfitError(f"target_accept must lie in (0, 1), got {self.target_accept}")
@@ -229,7 +231,9 @@ def assemble(
             "cohort": str(cohort.path),
             "seed": str(settings.seed),
             "sampler": "nutpie NUTS (numba backend)",
-            "settings": json.dumps(asdict(settings)),
+            "settings": json.dumps(
+                asdict(settings) | {"n_starts": default_starts(pm_model, settings)}
+            ),
             "priors": json.dumps(priors),
             "inference_priors": json.dumps(
                 {
@@ -300,10 +304,11 @@ def fit_cohort(
                 if start.n_unconverged
                 else ""
             )
+            optima = ", ".join(f"{v:.1f} ({n})" for v, n in start.distinct())
             diagnostics.notes.append(
-                f"multi-start optimisation found {start.n_distinct} distinct optima (log density "
-                f"{', '.join(f'{v:.1f}' for v in start.log_densities)}{stopped}); "
-                "sampling started around the best"
+                f"multi-start optimisation found {start.n_distinct} distinct optima among "
+                f"{len(start.log_densities)} starts (log density, and starts ending there: "
+                f"{optima}{stopped}); sampling started around the best"
             )
     if diagnostics.n_divergent:
         located = locate_divergences(pm_model, idata["sample_stats"], data.obs, sampled.logp_dlogp)

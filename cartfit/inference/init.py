@@ -28,15 +28,22 @@ class StartReport:
     x: np.ndarray
     n_unconverged: int = 0
 
+    def distinct(self) -> list[tuple[float, int]]:
+        """The finite optima more than 1 log-density unit apart, best first, each with the
+        number of starts that ended within 1 unit below it."""
+        vals = sorted(v for v in self.log_densities if np.isfinite(v))[::-1]
+        groups: list[list[float]] = []
+        for v in vals:
+            if groups and groups[-1][0] - v <= 1.0:
+                groups[-1].append(v)
+            else:
+                groups.append([v])
+        return [(g[0], len(g)) for g in groups]
+
     @property
     def n_distinct(self) -> int:
         """Number of optima more than 1 log-density unit apart."""
-        vals = sorted(v for v in self.log_densities if np.isfinite(v))[::-1]
-        distinct = [vals[0]] if vals else []
-        for v in vals[1:]:
-            if distinct[-1] - v > 1.0:
-                distinct.append(v)
-        return len(distinct)
+        return len(self.distinct())
 
 
 def multistart(

@@ -210,6 +210,26 @@ def test_multistart_counts_starts_stopped_by_the_iteration_limit():
     np.testing.assert_allclose(full.x, 1.0, atol=1e-4)
 
 
+def test_multistart_groups_optima_within_one_log_density_unit():
+    from cartfit.inference.init import StartReport
+
+    report = StartReport([-13.3, -13.1, -28.6, -28.0, -28.9, -np.inf, -51.6], np.zeros(1))
+    assert report.distinct() == [(-13.1, 2), (-28.0, 3), (-51.6, 1)]
+    assert report.n_distinct == 3
+
+
+def test_one_subject_fits_take_more_starts_than_populations():
+    import pymc as pm
+
+    from cartfit.inference.sampling import POPULATION_STARTS, SUBJECT_STARTS, default_starts
+
+    one, many = pm.Model(coords={"subject": ["S1"]}), pm.Model(coords={"subject": ["S1", "S2"]})
+    assert default_starts(one, FitSettings()) == SUBJECT_STARTS == 24
+    assert default_starts(many, FitSettings()) == POPULATION_STARTS == 6
+    assert default_starts(one, FitSettings(n_starts=3)) == 3
+    assert default_starts(many, FitSettings(n_starts=0)) == 0
+
+
 def test_newton_reaches_the_optimum_of_a_quadratic(pm_model):
     """On an arrow-structured quadratic log density the damped Newton steps land on the
     optimum (the first full step is exact), and the factors returned are those at it."""
