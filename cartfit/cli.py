@@ -80,6 +80,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         cores=args.cores,
         max_treedepth=args.max_treedepth,
         target_accept=args.target_accept,
+        large_cohort=args.large_cohort,
     )
     report = fit_cohort(
         args.dir,
@@ -237,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--target-accept", type=float, default=0.9)
     p.add_argument("--max-treedepth", type=int, default=10)
+    p.add_argument(
+        "--large-cohort",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Newton-polished start and per-subject centring weights (default: for populations"
+        " of 50 subjects or more; helps some models at any size, e.g. escape)",
+    )
     p.add_argument("--likelihood", choices=("lognormal", "student_t"), default="lognormal")
     p.add_argument("--strict", action="store_true", help="exit 1 on convergence problems")
     p.set_defaults(func=_cmd_fit)

@@ -33,7 +33,7 @@ from cartfit.inference.data import FitData, prepare
 from cartfit.inference.diagnostics import Diagnostics, diagnose
 from cartfit.inference.divergences import POSITION_STATS, divergence_note, locate_divergences
 from cartfit.inference.predict import pointwise_loglik
-from cartfit.inference.sampling import default_starts, sample_posterior
+from cartfit.inference.sampling import default_starts, large_cohort_geometry, sample_posterior
 from cartfit.models import get_model
 from cartfit.models.base import ODEModel
 
@@ -232,7 +232,11 @@ def assemble(
             "seed": str(settings.seed),
             "sampler": "nutpie NUTS (numba backend)",
             "settings": json.dumps(
-                asdict(settings) | {"n_starts": default_starts(pm_model, settings)}
+                asdict(settings)
+                | {
+                    "n_starts": default_starts(pm_model, settings),
+                    "large_cohort": large_cohort_geometry(pm_model, settings),
+                }
             ),
             "priors": json.dumps(priors),
             "inference_priors": json.dumps(

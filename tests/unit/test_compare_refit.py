@@ -271,6 +271,10 @@ def test_kfold_over_subjects_of_a_population_fit(tmp_path, example_copy, monkeyp
     out = tmp_path / "pop.nc"
     fit_cohort(cut, model="predator_prey", growth="gompertz", population=True, out=out,
                settings=FitSettings(progress=False, **LIGHT))  # fmt: skip
+    from cartfit.inference.predict import load_fit
+
+    # the fit records the geometry it used (by default off below 50 subjects); refits reuse it
+    assert json.loads(load_fit(out).attrs["settings"])["large_cohort"] is False
     trained = []
     real = R.posterior_without
 

@@ -87,6 +87,34 @@ def test_bundled_carrgo_cohort_validates(capsys: pytest.CaptureFixture[str]) -> 
     assert "subjects      18" in out and "cell index" in out
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"), [([], None), (["--large-cohort"], True), (["--no-large-cohort"], False)]
+)
+def test_fit_passes_the_geometry_choice_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], value: bool | None
+) -> None:
+    """``--large-cohort`` / ``--no-large-cohort`` reach FitSettings; without either the fit
+    decides by cohort size (None)."""
+    import cartfit.inference as inference
+
+    seen = {}
+
+    class Report:
+        converged = True
+
+        def table(self) -> str:
+            return ""
+
+    def fake_fit(*args, settings, **kwargs):
+        seen["settings"] = settings
+        return Report()
+
+    monkeypatch.setattr(inference, "fit_cohort", fake_fit)
+    args = ["fit", "data/example", "--model", "escape", "--growth", "gompertz", "--population"]
+    assert main([*args, "--out", str(tmp_path / "fit.nc"), *flag]) == 0
+    assert seen["settings"].large_cohort is value
+
+
 @pytest.mark.parametrize("option", [["--tune", "0"], ["--chains", "0"], ["--target-accept", "1.2"]])
 def test_fit_refuses_bad_sampler_settings_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str]

@@ -27,6 +27,7 @@ def test_shipped_config_is_valid_and_complete():
     assert config["presets"]["quick"]["target_accept"] == 0.98
     assert config["presets"]["quick"]["max_treedepth"] == 6
     assert config["presets"]["full"]["max_treedepth"] == 10  # default filled in
+    assert config["presets"]["quick"]["large_cohort"] is None  # geometry chosen by cohort size
     assert config["exposure"]["window"] == 28
 
 
@@ -56,8 +57,16 @@ def test_every_key_is_described():
 
 
 BAD = [
-    ({"presets": {"quick": {"chains": 0, "tune": 10, "draws": 10},
-                  "full": {"chains": 4, "tune": 10, "draws": 10}}}, "chains", "minimum of 1"),
+    (
+        {
+            "presets": {
+                "quick": {"chains": 0, "tune": 10, "draws": 10},
+                "full": {"chains": 4, "tune": 10, "draws": 10},
+            }
+        },
+        "chains",
+        "minimum of 1",
+    ),
     ({"models": ["predator_prey", "lotka"]}, "lotka", "is not one of"),
     ({"growth_laws": []}, "growth_laws", "non-empty"),
     ({"cohorts": ["../etc"]}, "cohorts", "does not match"),
@@ -70,6 +79,16 @@ BAD = [
     ({"trials": {"scenarios": [{"name": "x", "costim": "CD3"}]}}, "costim", "is not one of"),
     ({"cohort_overrides": {"carrgo": {"seed": 1}}}, "seed", "unexpected"),
     ({"sampler": {"chains": 4}}, "sampler", "unexpected"),
+    (
+        {
+            "presets": {
+                "quick": {"chains": 4, "tune": 10, "draws": 10, "large_cohort": "yes"},
+                "full": {"chains": 4, "tune": 10, "draws": 10},
+            }
+        },
+        "large_cohort",
+        "is not of type",
+    ),
 ]
 
 
@@ -83,8 +102,10 @@ def test_bad_config_names_key_and_reason(change, key, reason):
 
 def test_bad_config_stops_the_run_before_any_job(workflow_copy: Path):
     bad = workflow_copy / "bad.yaml"
-    bad.write_text("presets:\n  quick: {chains: 0, tune: 10, draws: 10}\n"
-                   "  full: {chains: 4, tune: 10, draws: 10}\n")
+    bad.write_text(
+        "presets:\n  quick: {chains: 0, tune: 10, draws: 10}\n"
+        "  full: {chains: 4, tune: 10, draws: 10}\n"
+    )
     run = snakemake(workflow_copy, "--cores", "1", "--configfile", str(bad))
     out = run.stdout + run.stderr
     assert run.returncode != 0
