@@ -89,9 +89,12 @@ def trial_settings(config: Mapping[str, Any], cohort: str, scenario: str) -> dic
     raise CartfitError(f"config: cohort {cohort!r} has no trial scenario {scenario!r}")
 
 
-def sampler_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The sampler settings of the chosen ``preset`` with the run's ``seed`` and ``likelihood``."""
+def sampler_settings(config: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+    """The sampler settings of the chosen ``preset``, with ``model_sampler[model]`` over them
+    when ``model`` is given, and the run's ``seed`` and ``likelihood``."""
     preset = dict(config["presets"][config["preset"]])
+    if model is not None:
+        preset.update(config.get("model_sampler", {}).get(model, {}))
     preset.update(seed=int(config["seed"]), likelihood=config["likelihood"])
     return preset
 

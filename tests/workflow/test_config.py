@@ -28,6 +28,7 @@ def test_shipped_config_is_valid_and_complete():
     assert config["presets"]["quick"]["max_treedepth"] == 6
     assert config["presets"]["full"]["max_treedepth"] == 10  # default filled in
     assert config["presets"]["quick"]["large_cohort"] is None  # geometry chosen by cohort size
+    assert config["model_sampler"]["escape"] == {"large_cohort": True, "max_treedepth": 7}
     assert config["exposure"]["window"] == 28
 
 
@@ -79,6 +80,9 @@ BAD = [
     ({"trials": {"scenarios": [{"name": "x", "costim": "CD3"}]}}, "costim", "is not one of"),
     ({"cohort_overrides": {"carrgo": {"seed": 1}}}, "seed", "unexpected"),
     ({"sampler": {"chains": 4}}, "sampler", "unexpected"),
+    ({"model_sampler": {"lotka": {"max_treedepth": 7}}}, "lotka", "is not one of"),
+    ({"model_sampler": {"escape": {"depth": 7}}}, "depth", "unexpected"),
+    ({"model_sampler": {"escape": {"max_treedepth": 20}}}, "max_treedepth", "maximum of 15"),
     (
         {
             "presets": {

@@ -94,6 +94,12 @@ def test_sampler_and_trial_settings():
     assert sampler_settings(CONFIG) == {"chains": 2, "tune": 5, "draws": 5, "target_accept": 0.9,
                                         "seed": 11, "likelihood": "lognormal"}
     assert sampler_settings({**CONFIG, "preset": "full"})["draws"] == 50
+    # a model's own settings replace the preset's for its fits only
+    config = {**CONFIG, "model_sampler": {"escape": {"max_treedepth": 7, "large_cohort": True}}}
+    escape = sampler_settings(config, "escape")
+    assert escape == {**sampler_settings(CONFIG), "max_treedepth": 7, "large_cohort": True}
+    assert sampler_settings(config, "predator_prey") == sampler_settings(CONFIG)
+    assert sampler_settings({**config, "preset": "full"}, "escape")["draws"] == 50
     trial = trial_settings(CONFIG, "example", "CD28")
     assert trial == {"scenario": {"name": "CD28", "costim": "CD28"}, "n_subjects": 30, "seed": 11}
     with pytest.raises(CartfitError, match="no trial scenario 'x'"):

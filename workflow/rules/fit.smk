@@ -15,7 +15,7 @@ rule fit:
         runtime=120,
     params:
         cohort_dir="data/{cohort}",
-        sampler=SAMPLER,
+        sampler=lambda wildcards: sampler_settings(config, wildcards.model),
     message:
         "Fitting {wildcards.model} / {wildcards.growth} growth to {wildcards.cohort}: {wildcards.unit}"
     script:
