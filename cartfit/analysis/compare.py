@@ -61,29 +61,61 @@ def _load(path: Path) -> xr.DataTree:
     return tree
 
 
-def _data_key(tree: xr.DataTree) -> tuple:
-    """What must agree for two fits to be comparable: cohort hash and the observed rows."""
+def _row_keys(tree: xr.DataTree) -> list[tuple]:
+    """One key per observed row: subject, analyte, time, value and the row's rank among equal
+    keys (replicates), so that rows of two fits can be matched."""
     const = tree["constant_data"]
-    return (
-        tree.attrs.get("data_sha256", ""),
-        np.asarray(tree["observed_data"]["y"].values, float).tobytes(),
-        tuple(np.asarray(const["obs_subject"].values).astype(str)),
-        np.asarray(const["obs_time"].values, float).tobytes(),
-        tuple(np.asarray(const["obs_analyte"].values).astype(str)),
+    rows = zip(
+        np.asarray(const["obs_subject"].values).astype(str),
+        np.asarray(const["obs_analyte"].values).astype(str),
+        np.asarray(const["obs_time"].values, float),
+        np.asarray(tree["observed_data"]["y"].values, float),
+        strict=True,
     )
+    seen: dict[tuple, int] = {}
+    keys = []
+    for row in rows:
+        seen[row] = seen.get(row, -1) + 1
+        keys.append((*row, seen[row]))
+    return keys
 
 
-def _check_same_data(paths: Sequence[Path], trees: Sequence[xr.DataTree]) -> None:
-    first = _data_key(trees[0])
-    for path, tree in zip(paths[1:], trees[1:], strict=True):
-        key = _data_key(tree)
-        if key != first:
-            what = "cohort (data_sha256)" if key[0] != first[0] else "observations"
+def common_rows(
+    paths: Sequence[Path], trees: Sequence[xr.DataTree]
+) -> tuple[list[np.ndarray], str]:
+    """Per fit, the indices of the observations that every fit has, in one order, and a note
+    when some fit also has others (e.g. the escape model's ``tumor_antigen_neg`` readings,
+    which the predator–prey model does not fit): the comparison then scores every fit on the
+    shared observations only. Raises if the cohorts differ or no observation is shared."""
+    sha = trees[0].attrs.get("data_sha256", "")
+    keys = [_row_keys(t) for t in trees]
+    for path, tree, key in zip(paths[1:], trees[1:], keys[1:], strict=True):
+        differ = "cohort (data_sha256)" if tree.attrs.get("data_sha256", "") != sha else ""
+        if not differ and not set(key) & set(keys[0]):
+            differ = "observations"
+        if differ:
             raise CartfitError(
-                f"compare: {paths[0]} and {path} were fitted to different data ({what} differ: "
-                f"{len(first[2])} vs {len(key[2])} observations); only fits of the same data can "
-                "be compared"
+                f"compare: {paths[0]} and {path} were fitted to different data ({differ} "
+                f"differ: {len(keys[0])} vs {len(key)} observations); only fits of the same "
+                "data can be compared"
             )
+    if all(k == keys[0] for k in keys[1:]):
+        return [np.arange(len(k)) for k in keys], ""
+    shared = set(keys[0]).intersection(*keys[1:])
+    order = [k for k in keys[0] if k in shared]
+    index = [np.array([{k: i for i, k in enumerate(ks)}[k] for k in order]) for ks in keys]
+    analytes = sorted({k[1] for k in order})
+    extra = [
+        f"{p.name} also fitted {len(ks) - len(order)}"
+        for p, ks in zip(paths, keys, strict=True)
+        if len(ks) > len(order)
+    ]
+    note = (
+        f"scored on the {len(order)} observations every fit has ({', '.join(analytes)}); "
+        + ", ".join(extra)
+        + " others, left out of its elpd"
+    )
+    return index, note
 
 
 def _names(paths: Sequence[Path], trees: Sequence[xr.DataTree]) -> list[str]:
@@ -143,8 +175,13 @@ def compare_fits(
     if max_refits < 0:
         raise CartfitError(f"compare --max-refits {max_refits}: give 0 (no refits) or more")
     trees = [_load(p) for p in paths]
-    _check_same_data(paths, trees)
+    rows, shared_note = common_rows(paths, trees)
     names = _names(paths, trees)
+    if kfold and shared_note:
+        raise CartfitError(
+            "compare --kfold: the fits do not share all their observations "
+            f"({shared_note}); k-fold scores whole subjects, so compare them by PSIS-LOO"
+        )
     if kfold:
         check_refittable(paths, trees, kfold=True)
         est = {
@@ -159,6 +196,8 @@ def compare_fits(
             n: loo_with_refits(t, p, ps, max_refits, refit_settings)
             for n, p, t, ps in zip(names, paths, trees, psis, strict=True)
         }
+        if shared_note:
+            est = {n: est[n].restricted(r, shared_note) for n, r in zip(names, rows, strict=True)}
     table = compare_pointwise({n: e.pointwise for n, e in est.items()})
     best_sd = _residual_sd(trees[names.index(str(table.index[0]))])
     rows = []
@@ -222,16 +261,16 @@ def subject_elpd(paths: Sequence[str | Path]) -> pd.DataFrame:
 
     Columns: ``subject``, ``model``, ``growth``, ``n_obs``, ``elpd_loo``, ``se``
     (:math:`\\sqrt{n}\\,\\mathrm{sd}`), ``elpd_diff`` (to the best fit for that subject),
-    ``n_bad_pareto_k``, ``fit``. Fits must share their data, as for :func:`compare_fits`.
+    ``n_bad_pareto_k``, ``fit``; on the observations all fits share (:func:`common_rows`).
     """
     paths = [Path(p) for p in paths]
     trees = [_load(p) for p in paths]
-    _check_same_data(paths, trees)
+    shared, _ = common_rows(paths, trees)
     rows = []
-    for path, tree in zip(paths, trees, strict=True):
+    for path, tree, index in zip(paths, trees, shared, strict=True):
         pointwise, k = psis_loo(tree)
-        subj = np.asarray(tree["constant_data"]["obs_subject"].values).astype(str)
-        elpd_i = pointwise.elpd_i
+        subj = np.asarray(tree["constant_data"]["obs_subject"].values).astype(str)[index]
+        elpd_i, k = pointwise.elpd_i[index], k[index]
         for s in sorted(set(subj)):
             sel = subj == s
             rows.append({

@@ -49,6 +49,12 @@ class Estimate:
     n_bad: int = 0
     notes: tuple[str, ...] = ()
 
+    def restricted(self, index: np.ndarray, note: str) -> Estimate:
+        """The same estimate on the observations ``index`` only, with ``note`` added (the
+        counts of refits and of bad Pareto k still cover all of the fit's observations)."""
+        sub = Pointwise(self.pointwise.elpd_i[index], self.pointwise.lppd_i[index])
+        return Estimate(sub, self.n_refit, self.n_bad, (*self.notes, note))
+
 
 def psis_loo(tree: xr.DataTree) -> tuple[Pointwise, np.ndarray]:
     r"""PSIS-LOO pointwise values (with the full-data lppd) and Pareto k of a fit.

@@ -154,6 +154,27 @@ def test_refuses_fits_of_different_data(tmp_path, data):
         compare_fits([a], kfold=True)
 
 
+def test_fits_with_extra_observations_are_scored_on_the_shared_ones(tmp_path, data):
+    """A model that fits more of the cohort (escape: the tumor_antigen_neg readings) is
+    compared with one that does not on the observations both fitted, and the table says so;
+    k-fold, which scores whole subjects, refuses."""
+    from cartfit.analysis.crossval import psis_loo
+    from cartfit.inference.predict import load_fit
+
+    truth, y, subjects = data
+    a = write_fit(tmp_path / "a.nc", y, subjects, truth, 0.05)
+    more = [np.concatenate([v, v[:5]]) for v in (y, subjects, truth)]
+    b = write_fit(tmp_path / "b.nc", *more, 0.05, growth="logistic", seed=1)
+    table = compare_fits([a, b], max_refits=0).set_index("growth")
+    note = f"scored on the {len(y)} observations every fit has (tumor); b.nc also fitted 5 others"
+    assert note in table.loc["logistic", "warning"] and note in table.loc["gompertz", "warning"]
+    for name, path in (("gompertz", a), ("logistic", b)):
+        shared = psis_loo(load_fit(path))[0].elpd_i[: len(y)].sum()
+        assert table.loc[name, "elpd_loo"] == pytest.approx(shared)
+    with pytest.raises(CartfitError, match="do not share all their observations"):
+        compare_fits([a, b], kfold=True)
+
+
 def test_subject_elpd_sums_pointwise_elpd(tmp_path, data):
     truth, y, subjects = data
     shifted = truth + np.where(subjects == "S2", 0.5, 0.0)  # wrong only for S2
