@@ -89,9 +89,10 @@ def common_rows(
     shared observations only. Raises if the cohorts differ or no observation is shared."""
     sha = trees[0].attrs.get("data_sha256", "")
     keys = [_row_keys(t) for t in trees]
+    first = set(keys[0])
     for path, tree, key in zip(paths[1:], trees[1:], keys[1:], strict=True):
         differ = "cohort (data_sha256)" if tree.attrs.get("data_sha256", "") != sha else ""
-        if not differ and not set(key) & set(keys[0]):
+        if not differ and not first.intersection(key):
             differ = "observations"
         if differ:
             raise CartfitError(
@@ -101,9 +102,10 @@ def common_rows(
             )
     if all(k == keys[0] for k in keys[1:]):
         return [np.arange(len(k)) for k in keys], ""
-    shared = set(keys[0]).intersection(*keys[1:])
+    shared = first.intersection(*keys[1:])
     order = [k for k in keys[0] if k in shared]
-    index = [np.array([{k: i for i, k in enumerate(ks)}[k] for k in order]) for ks in keys]
+    positions = [{k: i for i, k in enumerate(ks)} for ks in keys]
+    index = [np.array([pos[k] for k in order]) for pos in positions]
     analytes = sorted({k[1] for k in order})
     extra = [
         f"{p.name} also fitted {len(ks) - len(order)}"
@@ -175,7 +177,7 @@ def compare_fits(
     if max_refits < 0:
         raise CartfitError(f"compare --max-refits {max_refits}: give 0 (no refits) or more")
     trees = [_load(p) for p in paths]
-    rows, shared_note = common_rows(paths, trees)
+    shared_rows, shared_note = common_rows(paths, trees)
     names = _names(paths, trees)
     if kfold and shared_note:
         raise CartfitError(
@@ -197,7 +199,10 @@ def compare_fits(
             for n, p, t, ps in zip(names, paths, trees, psis, strict=True)
         }
         if shared_note:
-            est = {n: est[n].restricted(r, shared_note) for n, r in zip(names, rows, strict=True)}
+            est = {
+                n: est[n].restricted(r, shared_note)
+                for n, r in zip(names, shared_rows, strict=True)
+            }
     table = compare_pointwise({n: e.pointwise for n, e in est.items()})
     best_sd = _residual_sd(trees[names.index(str(table.index[0]))])
     rows = []
