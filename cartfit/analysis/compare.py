@@ -85,8 +85,9 @@ def common_rows(
 ) -> tuple[list[np.ndarray], str]:
     """Per fit, the indices of the observations that every fit has, in one order, and a note
     when some fit also has others (e.g. the escape model's ``tumor_antigen_neg`` readings,
-    which the predator–prey model does not fit): the comparison then scores every fit on the
-    shared observations only. Raises if the cohorts differ or no observation is shared."""
+    which the predator–prey model does not fit): the comparison then scores, counts and
+    refits every fit on the shared observations only. Raises if the cohorts differ or no
+    observation is shared by all fits."""
     sha = trees[0].attrs.get("data_sha256", "")
     keys = [_row_keys(t) for t in trees]
     first = set(keys[0])
@@ -103,6 +104,11 @@ def common_rows(
     if all(k == keys[0] for k in keys[1:]):
         return [np.arange(len(k)) for k in keys], ""
     shared = first.intersection(*keys[1:])
+    if not shared:
+        raise CartfitError(
+            f"compare: no observation is in every one of the {len(paths)} fits (each pair "
+            "shares some, all of them none); compare them in pairs"
+        )
     order = [k for k in keys[0] if k in shared]
     positions = [{k: i for i, k in enumerate(ks)} for ks in keys]
     index = [np.array([pos[k] for k in order]) for pos in positions]
@@ -192,23 +198,23 @@ def compare_fits(
         }
     else:
         psis = [psis_loo(t) for t in trees]
-        need = [i for i, (_, k) in enumerate(psis) if max_refits > 0 and len(bad_points(k))]
+        rows = shared_rows if shared_note else [None] * len(trees)
+        need = [
+            i for i, ((_, k), r) in enumerate(zip(psis, rows, strict=True))
+            if max_refits > 0 and len(bad_points(k if r is None else k[r]))
+        ]  # fmt: skip
         check_refittable([paths[i] for i in need], [trees[i] for i in need], kfold=False)
         est = {
-            n: loo_with_refits(t, p, ps, max_refits, refit_settings)
-            for n, p, t, ps in zip(names, paths, trees, psis, strict=True)
+            n: loo_with_refits(t, p, ps, max_refits, refit_settings, r)
+            for n, p, t, ps, r in zip(names, paths, trees, psis, rows, strict=True)
         }
-        if shared_note:
-            est = {
-                n: est[n].restricted(r, shared_note)
-                for n, r in zip(names, shared_rows, strict=True)
-            }
     table = compare_pointwise({n: e.pointwise for n, e in est.items()})
     best_sd = _residual_sd(trees[names.index(str(table.index[0]))])
     rows = []
     for name, row in table.iterrows():
         i, e = names.index(str(name)), est[str(name)]
         notes = _convergence_notes(trees[i]) + _misfit_notes(trees[i], best_sd) + list(e.notes)
+        notes += [shared_note] if shared_note else []
         if row["elpd_diff"] != 0.0 and e.pointwise.n < 100:
             notes.append("N < 100")
         elif row["elpd_diff"] != 0.0 and abs(row["elpd_diff"]) < 4:

@@ -49,12 +49,6 @@ class Estimate:
     n_bad: int = 0
     notes: tuple[str, ...] = ()
 
-    def restricted(self, index: np.ndarray, note: str) -> Estimate:
-        """The same estimate on the observations ``index`` only, with ``note`` added (the
-        counts of refits and of bad Pareto k still cover all of the fit's observations)."""
-        sub = Pointwise(self.pointwise.elpd_i[index], self.pointwise.lppd_i[index])
-        return Estimate(sub, self.n_refit, self.n_bad, (*self.notes, note))
-
 
 def psis_loo(tree: xr.DataTree) -> tuple[Pointwise, np.ndarray]:
     r"""PSIS-LOO pointwise values (with the full-data lppd) and Pareto k of a fit.
@@ -111,17 +105,25 @@ def loo_with_refits(
     psis: tuple[Pointwise, np.ndarray],
     max_refits: int,
     overrides: Mapping[str, Any] | None = None,
+    rows: np.ndarray | None = None,
 ) -> Estimate:
-    """PSIS-LOO with the worst ``max_refits`` points of :math:`\\hat k > 0.7` refitted exactly."""
+    """PSIS-LOO with the worst ``max_refits`` points of :math:`\\hat k > 0.7` refitted exactly.
+
+    With ``rows`` (indices into the fit's observations), only those observations are scored,
+    counted and refitted: ``psis`` is taken at ``rows``, in their order."""
     from cartfit.analysis.refit import exact_loo_point, refit_settings, source_cohort
 
     pointwise, pareto_k = psis
+    if rows is not None:
+        pointwise = Pointwise(pointwise.elpd_i[rows], pointwise.lppd_i[rows])
+        pareto_k = pareto_k[rows]
+    obs = np.arange(pointwise.n) if rows is None else np.asarray(rows)
     bad = bad_points(pareto_k)
     chosen = bad[: max(max_refits, 0)]
     exact = {}
     if len(chosen):
         cohort, settings = source_cohort(tree, path), refit_settings(tree, overrides)
-        exact = {int(i): exact_loo_point(tree, cohort, int(i), settings) for i in chosen}
+        exact = {int(i): exact_loo_point(tree, cohort, int(obs[i]), settings) for i in chosen}
     left = len(bad) - len(chosen)
     notes = []
     if exact:

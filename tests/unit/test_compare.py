@@ -17,15 +17,15 @@ N_CHAIN, N_DRAW = 2, 200
 
 
 def write_fit(path, y, subjects, mean, spread, model="predator_prey", growth="gompertz",
-              sha="abc123", seed=0, outlier=False, problems=(), sigma=0.3):  # fmt: skip
+              sha="abc123", seed=0, outlier=None, problems=(), sigma=0.3, times=None):  # fmt: skip
     """A fit file with the layout of cartfit.inference.fitfile: the posterior predictive mean of
     ln y is ``mean + spread * noise`` per draw, the log-likelihood is log-normal with ``sigma``."""
     rng = np.random.default_rng(seed)
     n_obs = len(y)
     mu = mean[None, None, :] + spread * rng.standard_normal((N_CHAIN, N_DRAW, 1))
     ll = -0.5 * ((np.log(y) - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
-    if outlier:  # one observation whose likelihood varies over e^±60 between draws
-        ll[..., 0] = rng.normal(-30.0, 20.0, size=(N_CHAIN, N_DRAW))
+    if outlier is not None:  # observation `outlier`'s likelihood varies over e^±60 in draws
+        ll[..., outlier] = rng.normal(-30.0, 20.0, size=(N_CHAIN, N_DRAW))
     dims, obs = ("chain", "draw", "obs"), np.arange(n_obs)
     subj_ids = sorted(set(subjects))
     tree = xr.DataTree.from_dict({
@@ -40,7 +40,7 @@ def write_fit(path, y, subjects, mean, spread, model="predator_prey", growth="go
         "observed_data": xr.Dataset({"y": ("obs", y)}, coords={"obs": obs}),
         "constant_data": xr.Dataset({
             "obs_subject": ("obs", np.asarray(subjects, dtype=str)),
-            "obs_time": ("obs", np.arange(n_obs, dtype=float)),
+            "obs_time": ("obs", np.arange(n_obs, dtype=float) if times is None else times),
             "obs_analyte": ("obs", np.full(n_obs, "tumor")),
             "obs_lloq": ("obs", np.full(n_obs, np.nan)),
             "obs_blq": ("obs", np.zeros(n_obs, dtype=np.int64)),
@@ -101,7 +101,7 @@ def test_indistinguishable_fits_are_flagged(tmp_path, data):
 
 def test_bad_pareto_k_counted_and_warned(tmp_path, data):
     truth, y, subjects = data
-    a = write_fit(tmp_path / "a.nc", y, subjects, truth, 0.05, seed=5, outlier=True)
+    a = write_fit(tmp_path / "a.nc", y, subjects, truth, 0.05, seed=5, outlier=0)
     table = compare_fits([a], max_refits=0)
     assert table["n_bad_pareto_k"].iloc[0] >= 1
     assert table["n_refit"].iloc[0] == 0
@@ -173,6 +173,31 @@ def test_fits_with_extra_observations_are_scored_on_the_shared_ones(tmp_path, da
         assert table.loc[name, "elpd_loo"] == pytest.approx(shared)
     with pytest.raises(CartfitError, match="do not share all their observations"):
         compare_fits([a, b], kfold=True)
+
+
+def test_unshared_observations_are_neither_counted_nor_refitted(tmp_path, data):
+    """An unreliable PSIS point among the observations only one fit has does not enter its
+    Pareto k count (nor would it be refitted: no cohort folder is needed)."""
+    truth, y, subjects = data
+    a = write_fit(tmp_path / "a.nc", y, subjects, truth, 0.05)
+    more = [np.concatenate([v, v[:5]]) for v in (y, subjects, truth)]
+    b = write_fit(tmp_path / "b.nc", *more, 0.05, growth="logistic", seed=1, outlier=len(y))
+    table = compare_fits([a, b], max_refits=3).set_index("growth")
+    assert table.loc["logistic", "n_bad_pareto_k"] == 0
+    assert table.loc["logistic", "n_refit"] == 0
+
+
+def test_refuses_fits_that_share_observations_only_pairwise(tmp_path, data):
+    truth, y, subjects = data
+    n = len(y)
+    parts = [np.r_[0 : 2 * n // 3], np.r_[n // 3 : n], np.r_[0 : n // 3, 2 * n // 3 : n]]
+    laws = ("gompertz", "logistic", "exponential")
+    paths = [
+        write_fit(tmp_path / f"{g}.nc", y[p], subjects[p], truth[p], 0.05, growth=g, times=1.0 * p)
+        for g, p in zip(laws, parts, strict=True)
+    ]
+    with pytest.raises(CartfitError, match="no observation is in every one of the 3 fits"):
+        compare_fits(paths)
 
 
 def test_subject_elpd_sums_pointwise_elpd(tmp_path, data):
