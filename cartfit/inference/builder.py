@@ -244,6 +244,8 @@ def build_model(
         if obs["pre"].to_numpy().any():
             pre = _data("pre", obs["pre"].to_numpy(bool))
             log_b0 = model.observables["tumor"](log_y0, pt)[s_idx]
+            # one gather per parameter: gathering the rows first gave PyTensor 3.3.8's numba
+            # build a wrong log density (tests/unit/test_backend.py)
             growth_params = [pt.exp(log_theta[s_idx, k]) for k in range(growth.n_params)]
             time = _data("time", obs["time"].to_numpy(float))
             pre_pred = growth.log_solution(time, log_b0, growth_params, pt)
