@@ -28,7 +28,7 @@ import xarray as xr
 from pymc.blocking import DictToArrayBijection
 
 from cartfit.inference.centring import WEIGHTS, recentre
-from cartfit.inference.compiled import compile_model
+from cartfit.inference.compiled import check_against_reference, compile_model
 from cartfit.inference.init import StartReport, multistart
 from cartfit.inference.whiten import Factors, Whitened, whitened_model
 
@@ -190,6 +190,7 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
         logp, grad = identity(np.array(x, dtype=float, order="C"))
         return float(logp), np.asarray(grad, float)
 
+    check_against_reference(pm_model, logp_dlogp, whitened.x_init)
     t1 = time.perf_counter()
     large = large_cohort_geometry(pm_model, settings)
     start = None

@@ -13,9 +13,12 @@ and without a co-stimulation covariate.
 import numpy as np
 import pandas as pd
 import pytest
+from pymc.blocking import DictToArrayBijection
 
 from cartfit.data import load_cohort
+from cartfit.errors import CartfitError
 from cartfit.inference import build_model, prepare
+from cartfit.inference.compiled import check_against_reference
 from cartfit.io import write_cohort
 from cartfit.models import get_model
 
@@ -73,3 +76,24 @@ def test_numba_log_density_and_gradient_equal_the_reference(tmp_path, model_name
         assert logp == pytest.approx(ref_logp, rel=1e-9)
         grad, ref_grad = fast[1](point), reference[1](point)
         np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-7 * np.abs(ref_grad).max())
+
+
+def test_fits_stop_when_the_compiled_density_is_not_the_models(tmp_path):
+    """The check run before sampling passes the numba function and stops, naming both values,
+    a function whose log density is off by 1e-6 of its value (or whose gradient is off)."""
+    model = get_model("predator_prey", "gompertz")
+    pm_model = build_model(model, prepare(_cohort(tmp_path / "c", False), model), population=True)
+    compiled = pm_model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
+    compiled.set_extra_values({})
+    x = DictToArrayBijection.map(pm_model.initial_point()).data
+
+    def right(v):
+        logp, grad = compiled(v)
+        return float(logp), np.asarray(grad, float)
+
+    check_against_reference(pm_model, right, x)
+    off = right(x)[0] * 1e-6
+    with pytest.raises(CartfitError, match="compiled log density disagrees .* nothing was"):
+        check_against_reference(pm_model, lambda v: (right(v)[0] + off, right(v)[1]), x)
+    with pytest.raises(CartfitError, match="gradient off by"):
+        check_against_reference(pm_model, lambda v: (right(v)[0], 1.01 * right(v)[1]), x)
