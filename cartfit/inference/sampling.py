@@ -190,7 +190,8 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
         logp, grad = identity(np.array(x, dtype=float, order="C"))
         return float(logp), np.asarray(grad, float)
 
-    check_against_reference(pm_model, logp_dlogp, whitened.x_init)
+    check_against_reference(pm_model, compiled, logp_dlogp, whitened.x_init,
+                            whitened.point_map_info)  # fmt: skip
     t1 = time.perf_counter()
     large = large_cohort_geometry(pm_model, settings)
     start = None

@@ -10,15 +10,17 @@ every kind of row (pre-infusion, censored (BLQ) and quantified readings of three
 and without a co-stimulation covariate.
 """
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
-from pymc.blocking import DictToArrayBijection
 
 from cartfit.data import load_cohort
 from cartfit.errors import CartfitError
 from cartfit.inference import build_model, prepare
-from cartfit.inference.compiled import check_against_reference
+from cartfit.inference.compiled import check_against_reference, compile_model
+from cartfit.inference.whiten import whitened_model
 from cartfit.io import write_cohort
 from cartfit.models import get_model
 
@@ -78,22 +80,38 @@ def test_numba_log_density_and_gradient_equal_the_reference(tmp_path, model_name
         np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-7 * np.abs(ref_grad).max())
 
 
-def test_fits_stop_when_the_compiled_density_is_not_the_models(tmp_path):
-    """The check run before sampling passes the numba function and stops, naming both values,
-    a function whose log density is off by 1e-6 of its value (or whose gradient is off)."""
+def test_fits_stop_when_the_compiled_model_is_not_the_model(tmp_path):
+    """The check run before sampling passes the compiled functions nutpie and the fit file use,
+    and stops, naming what differs, when the log density is off by 1e-6 of its value, the
+    gradient by 1 %, or a stored quantity (the observations' predicted means) by 1e-6."""
     model = get_model("predator_prey", "gompertz")
     pm_model = build_model(model, prepare(_cohort(tmp_path / "c", False), model), population=True)
-    compiled = pm_model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
-    compiled.set_extra_values({})
-    x = DictToArrayBijection.map(pm_model.initial_point()).data
+    whitened = whitened_model(pm_model)
+    compiled = compile_model(whitened.model)
+    x, info = whitened.x_init, whitened.point_map_info
 
     def right(v):
-        logp, grad = compiled(v)
+        logp, grad = compiled.logp_func(np.array(v, dtype=float))
         return float(logp), np.asarray(grad, float)
 
-    check_against_reference(pm_model, right, x)
+    check_against_reference(pm_model, compiled, right, x, info)
     off = right(x)[0] * 1e-6
-    with pytest.raises(CartfitError, match="compiled log density disagrees .* nothing was"):
-        check_against_reference(pm_model, lambda v: (right(v)[0] + off, right(v)[1]), x)
+    with pytest.raises(CartfitError, match="log density .* against .* nothing was sampled"):
+        check_against_reference(
+            pm_model, compiled, lambda v: (right(v)[0] + off, right(v)[1]), x, info
+        )
     with pytest.raises(CartfitError, match="gradient off by"):
-        check_against_reference(pm_model, lambda v: (right(v)[0], 1.01 * right(v)[1]), x)
+        check_against_reference(
+            pm_model, compiled, lambda v: (right(v)[0], 1.01 * right(v)[1]), x, info
+        )
+    names, slices, _ = compiled.shape_info
+    mu_obs = slices[list(names).index("mu_obs")]
+
+    def shifted(v):
+        values = np.array(compiled.expand_func(v)[0])
+        values[mu_obs] *= 1.0 + 1e-6
+        return [values]
+
+    wrong = dataclasses.replace(compiled, expand_func=shifted)
+    with pytest.raises(CartfitError, match="mu_obs off by"):
+        check_against_reference(pm_model, wrong, right, x, info)
