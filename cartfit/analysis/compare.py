@@ -198,15 +198,14 @@ def compare_fits(
         }
     else:
         psis = [psis_loo(t) for t in trees]
-        subsets = shared_rows if shared_note else [None] * len(trees)
         need = [
-            i for i, ((_, k), r) in enumerate(zip(psis, subsets, strict=True))
-            if max_refits > 0 and len(bad_points(k if r is None else k[r]))
+            i for i, ((_, k), r) in enumerate(zip(psis, shared_rows, strict=True))
+            if max_refits > 0 and len(bad_points(k[r]))
         ]  # fmt: skip
         check_refittable([paths[i] for i in need], [trees[i] for i in need], kfold=False)
         est = {
-            n: loo_with_refits(t, p, ps, max_refits, refit_settings, r)
-            for n, p, t, ps, r in zip(names, paths, trees, psis, subsets, strict=True)
+            n: loo_with_refits(t, p, ps, r, max_refits, refit_settings)
+            for n, p, t, ps, r in zip(names, paths, trees, psis, shared_rows, strict=True)
         }
     table = compare_pointwise({n: e.pointwise for n, e in est.items()})
     best_sd = _residual_sd(trees[names.index(str(table.index[0]))])

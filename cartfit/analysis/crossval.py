@@ -103,27 +103,23 @@ def loo_with_refits(
     tree: xr.DataTree,
     path: str | Path,
     psis: tuple[Pointwise, np.ndarray],
+    rows: np.ndarray,
     max_refits: int,
     overrides: Mapping[str, Any] | None = None,
-    rows: np.ndarray | None = None,
 ) -> Estimate:
-    """PSIS-LOO with the worst ``max_refits`` points of :math:`\\hat k > 0.7` refitted exactly.
-
-    With ``rows`` (indices into the fit's observations), only those observations are scored,
-    counted and refitted: ``psis`` is taken at ``rows``, in their order."""
+    """PSIS-LOO on the observations ``rows`` (indices into the fit's observations, in the
+    order of the result) with the worst ``max_refits`` of them with :math:`\\hat k > 0.7`
+    refitted exactly: only those observations are scored, counted and refitted."""
     from cartfit.analysis.refit import exact_loo_point, refit_settings, source_cohort
 
-    pointwise, pareto_k = psis
-    if rows is not None:
-        pointwise = Pointwise(pointwise.elpd_i[rows], pointwise.lppd_i[rows])
-        pareto_k = pareto_k[rows]
-    obs = np.arange(pointwise.n) if rows is None else np.asarray(rows)
-    bad = bad_points(pareto_k)
+    rows = np.asarray(rows)
+    pointwise = Pointwise(psis[0].elpd_i[rows], psis[0].lppd_i[rows])
+    bad = bad_points(psis[1][rows])
     chosen = bad[: max(max_refits, 0)]
     exact = {}
     if len(chosen):
         cohort, settings = source_cohort(tree, path), refit_settings(tree, overrides)
-        exact = {int(i): exact_loo_point(tree, cohort, int(obs[i]), settings) for i in chosen}
+        exact = {int(i): exact_loo_point(tree, cohort, int(rows[i]), settings) for i in chosen}
     left = len(bad) - len(chosen)
     notes = []
     if exact:

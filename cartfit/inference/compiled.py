@@ -28,6 +28,8 @@ import warnings
 
 import numpy as np
 
+from cartfit.errors import CartfitError
+
 #: bump when the generated source or the user-data layout it assumes changes
 WRAPPER_VERSION = 1
 
@@ -251,8 +253,6 @@ def check_against_reference(pm_model, compiled, logp_dlogp, x: np.ndarray, point
 
 def _disagree(what: str):
     import pytensor
-
-    from cartfit.errors import CartfitError
 
     raise CartfitError(
         "the compiled model disagrees with PyTensor's reference evaluation of the same model "
