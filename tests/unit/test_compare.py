@@ -17,12 +17,15 @@ N_CHAIN, N_DRAW = 2, 200
 
 
 def write_fit(path, y, subjects, mean, spread, model="predator_prey", growth="gompertz",
-              sha="abc123", seed=0, outlier=None, problems=(), sigma=0.3, times=None):  # fmt: skip
+              sha="abc123", seed=0, outlier=None, problems=(), sigma=0.3, times=None,
+              last_chain_shift=0.0):  # fmt: skip
     """A fit file with the layout of cartfit.inference.fitfile: the posterior predictive mean of
-    ln y is ``mean + spread * noise`` per draw, the log-likelihood is log-normal with ``sigma``."""
+    ln y is ``mean + spread * noise`` per draw (plus ``last_chain_shift`` in the last chain, a
+    chain in another mode), the log-likelihood is log-normal with ``sigma``."""
     rng = np.random.default_rng(seed)
     n_obs = len(y)
     mu = mean[None, None, :] + spread * rng.standard_normal((N_CHAIN, N_DRAW, 1))
+    mu[-1] += last_chain_shift
     ll = -0.5 * ((np.log(y) - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
     if outlier is not None:  # observation `outlier`'s likelihood varies over e^±60 in draws
         ll[..., outlier] = rng.normal(-30.0, 20.0, size=(N_CHAIN, N_DRAW))
@@ -139,6 +142,30 @@ def test_unconverged_fit_is_warned(tmp_path, data):
     )
     assert "divergent" not in table.loc["gompertz", "warning"]
     assert "not converged" not in table.loc["logistic", "warning"]
+
+
+def test_unconverged_fit_is_ranked_chain_by_chain(tmp_path, data):
+    """A fit whose chains disagree is scored chain by chain: a fit far behind in every chain
+    keeps its place; one whose first chain fits as well as the best but whose last chain sits
+    in a mode 1 log unit off (pooled: about 60 log 2 = 42 behind, below a fit 0.2 off, about 13
+    behind) would move up in chain 0, and the note says so."""
+    truth, y, subjects = data
+    problems = ["R-hat > 1.01 for 12 quantities (worst 1.3)"]
+    good = write_fit(tmp_path / "g.nc", y, subjects, truth, 0.05, seed=2)
+    near = write_fit(tmp_path / "n.nc", y, subjects, truth + 0.2, 0.05, growth="logistic")
+    far = write_fit(tmp_path / "e.nc", y, subjects, truth + 1.0, 0.05, growth="exponential",
+                    problems=problems, last_chain_shift=0.1)  # fmt: skip
+    table = compare_fits([good, near, far]).set_index("growth")
+    assert "its place in the ranking holds in every chain" in table.loc["exponential", "warning"]
+    assert "chains alone" not in table.loc["gompertz", "warning"]
+    split = write_fit(tmp_path / "e.nc", y, subjects, truth, 0.05, growth="exponential",
+                      problems=problems, last_chain_shift=1.0)  # fmt: skip
+    table = compare_fits([good, near, split]).set_index("growth")
+    assert list(table.index) == ["gompertz", "logistic", "exponential"]
+    note = table.loc["exponential", "warning"]
+    assert "its place in the ranking changes in chain(s) 0" in note
+    low, high = (float(v) for v in note.split("elpd_diff ")[1].split(":")[0].split(" to "))
+    assert high > -2.0 and low < -100.0
 
 
 def test_refuses_fits_of_different_data(tmp_path, data):
