@@ -41,7 +41,12 @@ from cartfit.analysis.crossval import (
 )
 from cartfit.analysis.elpd import compare_pointwise
 from cartfit.errors import CartfitError
-from cartfit.inference.fitfile import MISFIT_NOTE, NOT_CONVERGED_NOTE, stored_problems
+from cartfit.inference.fitfile import (
+    BY_CHAIN_NOTE,
+    MISFIT_NOTE,
+    NOT_CONVERGED_NOTE,
+    stored_problems,
+)
 
 DEFAULT_MAX_REFITS = 10
 COLUMNS = (
@@ -266,7 +271,7 @@ def chain_ranking(tree, rows: np.ndarray, table: pd.DataFrame, name: str) -> lis
         if moved.size
         else "its place in the ranking holds in every chain"
     )
-    return [f"chains alone give elpd_diff {diff.min():.1f} to {diff.max():.1f}: {verdict}"]
+    return [f"{BY_CHAIN_NOTE}elpd_diff {diff.min():.1f} to {diff.max():.1f}: {verdict}"]
 
 
 #: a residual SD this many times the best fit's marks a model that does not describe the data

@@ -79,6 +79,8 @@ CHAIN_NOTE = "chains disagree"
 MISFIT_NOTE = "misfit: "
 #: prefix of a comparison table's warning that a fit's chains did not converge
 NOT_CONVERGED_NOTE = "fit not converged: "
+#: opening words of a comparison table's warning that scores such a fit chain by chain
+BY_CHAIN_NOTE = "chains alone give "
 
 
 def stored_diagnostics(attrs: Mapping[str, str]) -> dict:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from cartfit.errors import CartfitError
 from cartfit.inference.fitfile import (
+    BY_CHAIN_NOTE,
     CHAIN_NOTE,
     DIVERGENCE_NOTE,
     MISFIT_NOTE,
@@ -89,6 +90,11 @@ def _compare_warnings(results: Results) -> list[str]:
         for r in df.itertuples() if "warning" in df.columns else ():
             misfit = [w.removeprefix(MISFIT_NOTE) for w in str(r.warning).split("; ")
                       if w.startswith(MISFIT_NOTE)]  # fmt: skip
+            by_chain = [w for w in str(r.warning).split("; ") if w.startswith(BY_CHAIN_NOTE)]
+            if by_chain:
+                out.append(f"{H.esc(path.stem)}: {H.esc(r.model)}/{H.esc(r.growth)} did not "
+                           f"converge; scored chain by chain (PSIS-LOO of each chain alone), "
+                           f"{H.esc(by_chain[0].removeprefix(BY_CHAIN_NOTE))}")
             if misfit:
                 out.append(f"{H.esc(path.stem)}: {H.esc(r.model)}/{H.esc(r.growth)} does not "
                            f"describe these data ({H.esc(', '.join(misfit))}); "

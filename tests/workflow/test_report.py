@@ -106,20 +106,26 @@ def test_model_comparison_and_located_divergences_are_shown(tmp_path: Path):
 
 def test_misfit_in_the_comparison_is_a_warning_before_the_figures(tmp_path: Path):
     """A growth law the comparison marks as a misfit (residual SD against the best fit's) is
-    named in the warnings at the top, with what that means for its convergence."""
+    named in the warnings at the top, with what that means for its convergence, and so is
+    whether its place in the ranking holds chain by chain."""
     root = _results(tmp_path / "res")
     (root / "compare").mkdir()
     (root / "compare" / "population.csv").write_text(
         "model,growth,elpd_loo,se,elpd_diff,dse,weight,n_bad_pareto_k,warning\n"
         "predator_prey,gompertz,-200,10,0,0,0.9,0,\n"
         "predator_prey,logistic,-390,12,-190,20,0.1,0,"
-        "fit not converged: R-hat > 1.01; misfit: residual SD of tumor 2.19 against 0.59 in "
-        "the best fit\n"
+        "fit not converged: R-hat > 1.01; chains alone give elpd_diff -195.0 to -185.2: its "
+        "place in the ranking holds in every chain; misfit: residual SD of tumor 2.19 against "
+        "0.59 in the best fit\n"
     )
     html = build_report(root).read_text()
     top = html[: html.index("<figure")]
     assert "predator_prey/logistic does not describe these data (residual SD of tumor 2.19 " in top
     assert "predator_prey/gompertz does not" not in top
+    assert (
+        "predator_prey/logistic did not converge; scored chain by chain (PSIS-LOO of each chain "
+        "alone), elpd_diff -195.0 to -185.2: its place in the ranking holds in every chain" in top
+    )
 
 
 def test_report_says_so_when_all_fits_passed(tmp_path: Path):
