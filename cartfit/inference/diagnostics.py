@@ -86,6 +86,10 @@ CHAIN_NOTE_QUANTITIES = 3
 #: a chain whose mean log density lies more than this many within-chain SDs below the best
 #: chain's is named as lower (a local mode, or a chain that has not arrived)
 LOGP_GAP_SDS = 2.0
+#: a chain whose log density varies by less than this fraction of the most varied chain's SD
+#: is stuck, not sampling a mode (data/example's multi-fate fit: SDs 0.011 and 0.028 at step
+#: sizes of 1e-6, against 8.5 in the chain that moved)
+STUCK_SD_RATIO = 0.05
 
 
 def _chain_means(posterior, var_names: list[str]) -> dict[str, np.ndarray]:
@@ -113,7 +117,9 @@ def chain_note(posterior, sample_stats, table: pd.DataFrame, var_names: list[str
     :math:`\bar\ell_c < \max_c \bar\ell_c - 2\,\mathrm{median}_c\,\mathrm{sd}_c(\ell)`. Chains
     that group on the flagged quantities, one group with a lower log density, sit in a mode the
     others do not visit; similar log densities with scattered chain means point to slow mixing
-    or to modes of similar mass."""
+    or to modes of similar mass. A chain whose log density barely varies
+    (:math:`\mathrm{sd}_c(\ell) <` ``STUCK_SD_RATIO`` :math:`\max_c \mathrm{sd}_c(\ell)`) is
+    named as stuck, with its final step size, and left out of that comparison."""
     bad = table[table["r_hat"] > RHAT_MAX].nlargest(CHAIN_NOTE_QUANTITIES, "r_hat")
     n_chains = posterior.sizes.get("chain", 1)
     if bad.empty or n_chains < 2:
@@ -131,12 +137,16 @@ def chain_note(posterior, sample_stats, table: pd.DataFrame, var_names: list[str
     if logp_name is not None:
         logp = np.asarray(sample_stats[logp_name], dtype=float)
         lp_mean, lp_sd = logp.mean(axis=1), logp.std(axis=1)
-        gap = lp_mean.max() - lp_mean
-        low = [chains[i] for i in np.flatnonzero(gap > LOGP_GAP_SDS * np.median(lp_sd))]
+        stuck = lp_sd < STUCK_SD_RATIO * lp_sd.max()
+        moving = np.flatnonzero(~stuck)
+        gap = lp_mean[moving].max() - lp_mean
+        low = [chains[i] for i in moving if gap[i] > LOGP_GAP_SDS * np.median(lp_sd[moving])]
         text += (
             f". Mean log density per chain {', '.join(f'{v:.1f}' for v in lp_mean)} "
-            f"(within-chain SD {lp_sd.min():.1f}-{lp_sd.max():.1f})"
+            f"(within-chain SD {', '.join(f'{v:.2g}' for v in lp_sd)})"
         )
+        if stuck.any():
+            text += _stuck_text([chains[i] for i in np.flatnonzero(stuck)], stuck, sample_stats)
         if low:
             which = f"chain {low[0]} lies" if len(low) == 1 else f"chains {', '.join(low)} lie"
             text += (
@@ -146,6 +156,24 @@ def chain_note(posterior, sample_stats, table: pd.DataFrame, var_names: list[str
                 "chains or another seed"
             )
     return text
+
+
+def _stuck_text(names: list[str], stuck: np.ndarray, sample_stats) -> str:
+    """The chain note's sentence on chains that did not move."""
+    if len(names) == 1:
+        text = f"; chain {names[0]} is stuck: its log density barely varies"
+    else:
+        text = f"; chains {', '.join(names)} are stuck: their log densities barely vary"
+    if "step_size" in sample_stats:
+        step = np.asarray(sample_stats["step_size"], dtype=float)[:, -1]
+        text += (
+            f" (final step size {', '.join(f'{v:.2g}' for v in step[stuck])}, against "
+            f"{np.median(step[~stuck]):.2g} in the others)"
+        )
+    return text + (
+        ": adaptation shrank the step size in a region of extreme curvature that the "
+        "sampler cannot leave, so those draws are not posterior draws"
+    )
 
 
 def diagnose(posterior, sample_stats, var_names: list[str]) -> Diagnostics:

@@ -63,6 +63,23 @@ def test_chain_note_with_similar_log_densities_names_no_chain_as_lower():
     assert "theta[S2, growth_rate]" in note and "below the best" not in note
 
 
+def test_chain_note_names_stuck_chains_with_their_step_sizes():
+    """A chain whose log density hardly moves (step size shrunk to 1e-6) is stuck, not in a
+    mode: the note says so, and it is not counted when chains are compared by log density (else
+    the median within-chain SD would be tiny and every chain would look lower)."""
+    post, stats = _posterior(np.random.default_rng(3), shift=10.0, stuck=1)
+    logp = stats["logp"].values.copy()
+    logp[1] = -90.0 + 0.01 * np.random.default_rng(4).standard_normal(N_DRAWS)
+    post["theta"].values[1] = post["theta"].values[1, :1] + 0.001 * post["theta"].values[1]
+    step = np.full((N_CHAINS, N_DRAWS), 0.3)
+    step[1] = 1.4e-6
+    stats = stats.assign(logp=(("chain", "draw"), logp), step_size=(("chain", "draw"), step))
+    (note,) = diagnose(post, stats, ["theta", "sigma"]).notes
+    assert "chain 1 is stuck: its log density barely varies (final step size 1.4e-06, " in note
+    assert "against 0.3 in the others)" in note
+    assert "below the best" not in note
+
+
 def test_no_chain_note_when_the_chains_agree():
     post, stats = _posterior(np.random.default_rng(2), shift=0.0)
     diag = diagnose(post, stats, ["theta", "sigma"])
