@@ -15,8 +15,17 @@ where :math:`S = \partial y / \partial \theta` is the sensitivity with respect t
 solution for the accepted step sequence, so value and gradient agree.
 
 Steps are chosen by the embedded error estimate of the states (mixed absolute/relative norm,
-``atol + rtol |y|`` on log states, i.e. a relative error on the natural scale) with Hairer and
-Wanner's PI controller, and are not shortened for observation times: the states and
+``atol + rtol |y|`` on log states, i.e. a relative error on the natural scale) and, separately,
+of the sensitivities (same norm on :math:`S`; the larger of the two must be at most 1, as
+CVODES does with ``errconS``) with Hairer and Wanner's PI controller. Controlling the states
+alone is not enough: where a state relaxes much faster than the others (multi-fate memory
+cells at e^-10 fed by effectors), the states sit on their slow manifold while the
+sensitivities' fast mode is integrated outside the method's stability region and grows without
+bound (d ln M / d ln(memory death) 2.2e6 against ~1 from finite differences, at a point where
+a chain of a data/example fit stopped). With the sensitivities in the error norm, they agree
+with finite differences to 1e-4-1e-3 of the largest one (predator-prey fits of data/example:
+up to 8.6e-2 before) at about 1/3 more time per solve. Steps are not shortened for
+observation times: the states and
 sensitivities at an observation time inside a step come from the method's continuous extension
 of order 4 (linear in the stages, so it is differentiated exactly too). Only the last step is
 clipped to end at the last observation time. A subject whose solve fails (non-finite values,
@@ -124,6 +133,18 @@ def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
 
 
 @numba.njit(error_model="numpy")
+def error_norm(lo, hi, h, z, znew, k1, k3, k4, k5, k6, k7, rtol, atol):
+    r"""RMS over components ``lo:hi`` of the embedded error estimate
+    :math:`h \sum_i e_i k_i` scaled by ``atol + rtol max(|z|, |z_new|)``."""
+    err = 0.0
+    for i in range(lo, hi):
+        e = h * (E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i])
+        sc = atol + rtol * max(abs(z[i]), abs(znew[i]))
+        err += (e / sc) ** 2
+    return np.sqrt(err / (hi - lo))
+
+
+@numba.njit(error_model="numpy")
 def dense(theta, h, z, znew, k1, k3, k4, k5, k6, k7, out):
     r"""The continuous extension at :math:`t + \theta h` of the accepted step from ``z`` to
     ``znew``: :math:`y = z + \theta(\Delta + (1-\theta)(b + \theta(\Delta - h k_7 - b +
@@ -222,14 +243,10 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
                     B1 * k1[i] + B3 * k3[i] + B4 * k4[i] + B5 * k5[i] + B6 * k6[i]
                 )
             aug(t + h_try, znew, p, k7, jy, jp)
-            err = 0.0
-            for i in range(n_s):
-                e = h_try * (
-                    E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]
-                )
-                sc = atol + rtol * max(abs(z[i]), abs(znew[i]))
-                err += (e / sc) ** 2
-            err = np.sqrt(err / n_s)
+            err = error_norm(0, n_s, h_try, z, znew, k1, k3, k4, k5, k6, k7, rtol, atol)
+            if with_sens:  # the sensitivities' own error, as CVODES does with errconS
+                err_s = error_norm(n_s, n_z, h_try, z, znew, k1, k3, k4, k5, k6, k7, rtol, atol)
+                err = max(err, err_s)
             steps += 1
             if not np.isfinite(err):
                 h = 0.25 * h_try

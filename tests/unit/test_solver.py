@@ -115,3 +115,39 @@ def test_other_models_match_reference(name):
     ys, _, status = _solve(model, np.log(params), log_y0, rtol=1e-8, atol=1e-8)
     assert status == 0
     assert np.max(np.abs(ys - ref)) < 1e-4
+
+
+def test_sensitivities_stay_accurate_where_memory_tracks_effectors_fast():
+    """Multi-fate point where a chain of data/example's population fit stopped (subject S14):
+    memory cells ~e^-10 fed by effectors make ln M relax on a time scale far shorter than the
+    steps the states alone need. Before the sensitivities entered the error control, their
+    fast mode was integrated outside DOPRI5's stability region and d ln M / d ln(memory death)
+    came out as 2.2e6 where finite differences of the solution give ~1; the sampler's step size
+    then collapsed to 1e-6. Now every sensitivity agrees with central differences (step 1e-6
+    in the log parameter) to 1e-3 of the largest one."""
+    model = get_model("multifate", "gompertz")
+    log_p = np.array([
+        -4.520949843418418, -0.8543607446855912, -0.8208968080542688, 2.255082320137668,
+        -1.8323003859261962, -4.093464346935454, -2.89131002310437, -0.8535103343052102,
+        0.11638049863242549, -2.122742527069125, 1.3917738981110674, -4.188101530973163,
+        0.0, -0.10536051565782628, 1.0986122886681098, 2.6390573296152584,
+    ])  # fmt: skip
+    log_y0 = np.array([-9.651440745672888, -10.463142243879917, -10.918879726381576,
+                       -0.45574233953517695])  # fmt: skip
+    times = np.array([0.0, 1.09, 3.73, 7.05, 9.79, 14.16, 21.31, 28.65, 57.42, 177.05, 276.4,
+                      360.42])  # fmt: skip
+    _, sens, status = _solve(model, log_p, log_y0, times, rtol=1e-5, atol=1e-5)
+    assert status == 0
+    h = 1e-6
+    for q in range(model.n_params + model.n_states):
+        up, down = log_p.copy(), log_p.copy()
+        y_up, y_down = log_y0.copy(), log_y0.copy()
+        if q < model.n_params:
+            up[q] += h
+            down[q] -= h
+        else:
+            y_up[q - model.n_params] += h
+            y_down[q - model.n_params] -= h
+        fd = (_solve(model, up, y_up, times, 1e-5, 1e-5)[0]
+              - _solve(model, down, y_down, times, 1e-5, 1e-5)[0]) / (2 * h)  # fmt: skip
+        np.testing.assert_allclose(sens[..., q], fd, atol=1e-3 * np.abs(sens).max())
