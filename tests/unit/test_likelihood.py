@@ -34,8 +34,11 @@ def tiny_cohort(tmp_path_factory):
 
 @pytest.mark.parametrize("likelihood", ["lognormal", "student_t"])
 def test_pointwise_loglik_matches_pymc(tiny_cohort, likelihood):
-    """The numpy log-likelihood written into fit files equals PyMC's observed log density
-    (to 1e-8) at random points, including the censored (M3) row."""
+    """The numpy log-likelihood written into fit files equals PyMC's observed log density at
+    random points, including the censored (M3) row. The file's values come from the solve
+    without sensitivities, which takes its own steps (the sampled model's steps also control
+    the sensitivities' error), so the two agree to the solver's tolerance (rtol 1e-5 on the
+    log states), not to rounding."""
     model = get_model("predator_prey", "logistic")
     data = prepare(tiny_cohort, model)
     pm_model = build_model(model, data, likelihood=likelihood)
@@ -73,7 +76,7 @@ def test_pointwise_loglik_matches_pymc(tiny_cohort, likelihood):
             obs["blq"].to_numpy(),
             likelihood,
         )[0]
-        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
 
 
 def test_censored_term_is_beal_m3():
@@ -231,7 +234,8 @@ def test_population_centres_car_t_kinetics_only_when_car_t_is_measured(tmp_path)
 def test_divergences_are_located_at_the_observation_whose_term_jumps(tiny_cohort):
     """A fake divergent step that moves only the initial CAR T level: the located observation is
     the one whose log-likelihood term changes most (computed here by hand), the steepest
-    direction is a named coordinate, and non-divergent draws are ignored."""
+    direction is a named coordinate, and non-divergent draws are ignored. The change agrees to
+    the solver's tolerance: the located one comes from the solve without sensitivities."""
     from pymc.blocking import DictToArrayBijection
 
     from cartfit.inference.divergences import divergence_note, locate_divergences
@@ -257,7 +261,7 @@ def test_divergences_are_located_at_the_observation_whose_term_jumps(tiny_cohort
                                 inputs=pm_model.value_vars, on_unused_input="ignore")  # fmt: skip
     delta = terms(moved) - terms(ip)
     j = int(np.argmax(np.abs(delta)))
-    assert located.loc[0, "delta_loglik"] == pytest.approx(delta[j])
+    assert located.loc[0, "delta_loglik"] == pytest.approx(delta[j], rel=1e-5)
     assert located.loc[0, "time"] == data.obs["time"].iloc[j]
     assert located.loc[0, "steepest"].split("[")[0] in names
     note = divergence_note(located, 1)
