@@ -213,15 +213,13 @@ def compare_fits(
             for n, p, t, ps, r in zip(names, paths, trees, psis, shared_rows, strict=True)
         }
     table = compare_pointwise({n: e.pointwise for n, e in est.items()})
-    by_chain = {} if kfold else {
-        n: chain_ranking(trees[names.index(n)], shared_rows[names.index(n)], table, n)
-        for n in names if _convergence_notes(trees[names.index(n)]) and len(names) > 1
-    }  # fmt: skip
     best_sd = _residual_sd(trees[names.index(str(table.index[0]))])
     rows = []
     for name, row in table.iterrows():
         i, e = names.index(str(name)), est[str(name)]
-        notes = _convergence_notes(trees[i]) + by_chain.get(str(name), [])
+        notes = _convergence_notes(trees[i])
+        if notes and not kfold and len(names) > 1:
+            notes += chain_ranking(trees[i], shared_rows[i], table, str(name))
         notes += _misfit_notes(trees[i], best_sd) + list(e.notes)
         notes += [shared_note] if shared_note else []
         if row["elpd_diff"] != 0.0 and e.pointwise.n < 100:

@@ -88,9 +88,9 @@ def _compare_warnings(results: Results) -> list[str]:
                                    for r in bad.itertuples())
                        + "; the PSIS-LOO estimate of these fits is unreliable")
         for r in df.itertuples() if "warning" in df.columns else ():
-            misfit = [w.removeprefix(MISFIT_NOTE) for w in str(r.warning).split("; ")
-                      if w.startswith(MISFIT_NOTE)]  # fmt: skip
-            by_chain = [w for w in str(r.warning).split("; ") if w.startswith(BY_CHAIN_NOTE)]
+            parts = str(r.warning).split("; ")
+            misfit = [w.removeprefix(MISFIT_NOTE) for w in parts if w.startswith(MISFIT_NOTE)]
+            by_chain = [w for w in parts if w.startswith(BY_CHAIN_NOTE)]
             if by_chain:
                 out.append(f"{H.esc(path.stem)}: {H.esc(r.model)}/{H.esc(r.growth)} did not "
                            f"converge; scored chain by chain (PSIS-LOO of each chain alone), "
