@@ -76,6 +76,11 @@ EXPO1 = 0.2 - 0.75 * BETA
 SAFETY = 0.9
 FAC_MIN_INV, FAC_MAX_INV = 5.0, 0.1  # 1/fac1, 1/fac2
 
+#: numba options of every compiled function here: IEEE semantics for NaN and infinity (the
+#: failure checks need them) but reassociation, fused multiply-adds and reciprocals allowed,
+#: which let LLVM vectorise the stage sums and error norms (about 10 % of a solve)
+JIT = {"error_model": "numpy", "fastmath": {"reassoc", "contract", "arcp", "nsz"}}
+
 STATUS_OK = 0
 STATUS_FAILED = 1
 
@@ -89,11 +94,11 @@ def _in_place_kernels(model: ODEModel):
         return model.rhs_into, fused_kernel(model.rhs_into, model.jac_into)
     rhs, jac = model.rhs, model.jac
 
-    @numba.njit(error_model="numpy")
+    @numba.njit(**JIT)
     def rhs_into(t, y, p, out):
         out[:] = rhs(t, y, p)
 
-    @numba.njit(error_model="numpy")
+    @numba.njit(**JIT)
     def jac_into(t, y, p, jy, jp):
         a, b = jac(t, y, p)
         jy[:, :] = a
@@ -108,7 +113,7 @@ def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
 
     if with_sens:
 
-        @numba.njit(error_model="numpy")
+        @numba.njit(**JIT)
         def aug(t, z, p, out, jy, jp):
             jy[:, :] = 0.0
             jp[:, :] = 0.0
@@ -125,14 +130,14 @@ def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
 
     else:
 
-        @numba.njit(error_model="numpy")
+        @numba.njit(**JIT)
         def aug(t, z, p, out, jy, jp):
             rhs_into(t, z[:n_s], p, out[:n_s])
 
     return aug
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(**JIT)
 def error_norm(lo, hi, h, z, znew, k1, k3, k4, k5, k6, k7, rtol, atol):
     r"""RMS over components ``lo:hi`` of the embedded error estimate
     :math:`h \sum_i e_i k_i` scaled by ``atol + rtol max(|z|, |z_new|)``."""
@@ -144,7 +149,7 @@ def error_norm(lo, hi, h, z, znew, k1, k3, k4, k5, k6, k7, rtol, atol):
     return np.sqrt(err / (hi - lo))
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(**JIT)
 def dense(theta, h, z, znew, k1, k3, k4, k5, k6, k7, out):
     r"""The continuous extension at :math:`t + \theta h` of the accepted step from ``z`` to
     ``znew``: :math:`y = z + \theta(\Delta + (1-\theta)(b + \theta(\Delta - h k_7 - b +
@@ -165,7 +170,7 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
     n_z = n_s + (n_s * n_q if with_sens else 0)
     aug = _make_augmented_rhs(model, n_s, n_p, with_sens)
 
-    @numba.njit(error_model="numpy")
+    @numba.njit(**JIT)
     def emit(z, ys_row, sens_row):
         """Copy the log states (and sensitivities) ``z`` into one output row; False if any is
         not finite."""
@@ -182,7 +187,7 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
                     sens_row[i, j] = v
         return True
 
-    @numba.njit(error_model="numpy")
+    @numba.njit(**JIT)
     def solve_one(p, y0, times, n_t, rtol, atol, max_steps, ys, sens):
         z = np.zeros(n_z)
         z[:n_s] = y0
@@ -276,7 +281,7 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
             h = h_try / fac
         return STATUS_OK
 
-    @numba.njit(error_model="numpy")
+    @numba.njit(**JIT)
     def solve_batch(log_params, log_y0, times, n_times, rtol, atol, max_steps):
         n_sub, n_t = times.shape
         ys = np.zeros((n_sub, n_t, n_s))
