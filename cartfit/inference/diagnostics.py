@@ -9,6 +9,7 @@ chains that all mix slowly.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 
 import arviz as az
@@ -181,7 +182,9 @@ def diagnose(posterior, sample_stats, var_names: list[str]) -> Diagnostics:
     if hasattr(posterior, "to_dataset"):
         posterior = posterior.to_dataset()
     ds = posterior[var_names]
-    summ = az.summary(ds, kind="all", round_to=6)
+    with warnings.catch_warnings():  # R-hat of an entry held fixed is 0/0 (dropped below)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        summ = az.summary(ds, kind="all", round_to=6)
     rows = [
         {
             "variable": str(idx),
@@ -194,6 +197,9 @@ def diagnose(posterior, sample_stats, var_names: list[str]) -> Diagnostics:
         for idx, r in summ.iterrows()
     ]
     table = pd.DataFrame(rows)
+    # entries that are constant in every draw (parameters a population fit holds fixed, such as
+    # the multi-fate cytokine constants) have no R-hat or ESS to report
+    table = table[~(table["r_hat"].isna() & (table["sd"] == 0))].reset_index(drop=True)
     n_div = int(np.asarray(sample_stats["diverging"]).sum())
     depth_var = "maxdepth_reached" if "maxdepth_reached" in sample_stats else None
     n_depth = int(np.asarray(sample_stats[depth_var]).sum()) if depth_var else 0

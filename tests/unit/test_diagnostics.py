@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,20 @@ def test_no_chain_note_when_the_chains_agree():
     post, stats = _posterior(np.random.default_rng(2), shift=0.0)
     diag = diagnose(post, stats, ["theta", "sigma"])
     assert diag.notes == [] and not any("R-hat" in p for p in diag.problems)
+
+
+def test_entries_held_fixed_are_left_out_of_the_table_without_warnings():
+    """A parameter a population fit holds at a constant (the multi-fate cytokine constants) is
+    the same in every draw: it has no R-hat (0/0) and is not listed, and ArviZ's division
+    warnings for it are not printed."""
+    post, stats = _posterior(np.random.default_rng(2), shift=0.0)
+    post["theta"].values[..., 1] = 0.9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        diag = diagnose(post, stats, ["theta", "sigma"])
+    assert list(diag.table["variable"]) == ["theta[S1, growth_rate]", "theta[S2, growth_rate]",
+                                            "sigma"]  # fmt: skip
+    assert diag.table["r_hat"].notna().all() and diag.problems == []
 
 
 @pytest.mark.parametrize("shown", [True, False])
