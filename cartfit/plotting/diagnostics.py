@@ -34,7 +34,9 @@ def parameter_diagnostics(tree: xr.DataTree) -> pd.DataFrame:
     """R-hat (rank-normalised split) and bulk ESS of every scalar model quantity.
 
     Quantities: ``theta``, ``log_y0``, ``sigma`` and, in population fits, ``mu``, ``omega`` and
-    ``beta_*``. Returns ``variable, r_hat, ess_bulk`` sorted by R-hat, worst first.
+    ``beta_*``, less the entries that are the same in every draw (a shared parameter's zero
+    ``omega``, parameters held fixed), which have no R-hat. Returns ``variable, r_hat,
+    ess_bulk`` sorted by R-hat, worst first.
     """
     from arviz_stats.base import array_stats
 
@@ -44,10 +46,15 @@ def parameter_diagnostics(tree: xr.DataTree) -> pd.DataFrame:
     for name in names:
         da = post[name].transpose("chain", "draw", ...)
         values = np.asarray(da.values, dtype=float)
-        rhat = np.atleast_1d(array_stats.rhat(values, chain_axis=0, draw_axis=1)).ravel()
-        ess = np.atleast_1d(array_stats.ess(values, chain_axis=0, draw_axis=1)).ravel()
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 for the constant entries
+            rhat = np.atleast_1d(array_stats.rhat(values, chain_axis=0, draw_axis=1)).ravel()
+            ess = np.atleast_1d(array_stats.ess(values, chain_axis=0, draw_axis=1)).ravel()
+        flat = values.reshape(values.shape[0] * values.shape[1], -1)
+        constant = np.all(flat == flat[:1], axis=0)
         labels = parameter_labels(da)
         for k, label in enumerate(labels):
+            if constant[k]:
+                continue
             rows.append(
                 {
                     "variable": f"{name}[{label}]" if label else str(name),

@@ -154,16 +154,19 @@ def log_if_spanning(ax: Axes, values: Sequence[float] | np.ndarray, axis: str = 
     return use
 
 
-def wrap(text: str, width_in: float, fontsize: float = 10) -> str:
-    """Wrap each line of ``text`` to fit ``width_in`` inches at ``fontsize`` points."""
-    chars = max(20, int(width_in * 72 / (0.55 * fontsize)))
+def wrap(text: str, width_in: float, fontsize: float = 10, char_em: float = 0.55) -> str:
+    """Wrap each line of ``text`` to fit ``width_in`` inches at ``fontsize`` points, for
+    characters ``char_em`` font sizes wide on average."""
+    chars = max(20, int(width_in * 72 / (char_em * fontsize)))
     return "\n".join(textwrap.fill(line, chars) for line in text.splitlines())
 
 
 def title(fig: Figure, text: str, failed: bool = False) -> None:
-    """Figure title wrapped to the figure width; bold red when something failed."""
+    """Figure title wrapped to the figure width; bold red when something failed (bold
+    capitals run wider: a 10-inch figure cut "CONVERGENCE PROBLEMS: ..." at both edges when it
+    was wrapped for regular type)."""
     fig.suptitle(
-        wrap(text, fig.get_figwidth()),
+        wrap(text, fig.get_figwidth(), char_em=0.68 if failed else 0.55),
         color=FAIL_RED if failed else "black",
         fontweight="bold" if failed else "normal",
         fontsize=10,

@@ -311,6 +311,39 @@ def test_diagnostics_recomputed_without_attrs():
     assert "growth_rate" in _rank_axes(fig)[0].get_title()  # worst parameter first
 
 
+def test_parameter_diagnostics_leave_out_entries_held_fixed():
+    """A parameter held at one value in every draw has no R-hat (0/0): it is not listed, and
+    no division warning is printed for it."""
+    import warnings
+
+    from cartfit.plotting.diagnostics import parameter_diagnostics
+
+    tree = _fit_tree(seed=3, n_chain=4, n_draw=200, diagnostics=False)
+    tree["posterior"]["theta"].values[..., 1] = 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        per = parameter_diagnostics(tree)
+    names = get_model("predator_prey", "gompertz").parameter_names
+    assert not per["variable"].str.endswith(f", {names[1]}]").any()
+    assert per["variable"].str.endswith(f", {names[0]}]").sum() == len(SUBJECTS)
+    assert per["r_hat"].notna().all()
+
+
+def test_failed_title_is_wrapped_for_bold_type():
+    """The red bold title of a failed fit is wrapped to fewer characters per line than a
+    regular one (bold capitals run wider and were cut at both edges of a 10-inch figure)."""
+    import matplotlib.pyplot as plt
+
+    text = "CONVERGENCE PROBLEMS: " + "; ".join(["max R-hat 2.156 (needs <= 1.01)"] * 6)
+    widths = {}
+    for failed in (False, True):
+        fig = plt.figure(figsize=(10, 4))
+        style.title(fig, text, failed=failed)
+        widths[failed] = max(len(line) for line in fig._suptitle.get_text().splitlines())
+        plt.close(fig)
+    assert widths[True] <= 106 < widths[False]
+
+
 # --- figures from analysis tables ----------------------------------------------------------
 
 
