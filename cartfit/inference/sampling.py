@@ -17,6 +17,7 @@ divergence positions mapped back to the original unconstrained coordinates.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from pymc.blocking import DictToArrayBijection
 from cartfit.inference.centring import WEIGHTS, recentre
 from cartfit.inference.compiled import check_against_reference, compile_model
 from cartfit.inference.init import StartReport, multistart
+from cartfit.inference.progress import progress_lines
 from cartfit.inference.whiten import Factors, Whitened, whitened_model
 
 #: nutpie's divergence positions in the sampler's coordinates w, mapped to x = x̂ + L w
@@ -225,6 +227,8 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
         starts = corner_start(log_density, whitened.n_dim, log_density(np.zeros(whitened.n_dim)))
         compiled = dataclasses.replace(compiled, initial_point_func=starts)
     t2 = time.perf_counter()
+    # a terminal shows nutpie's progress bar; a log file gets a line every 30 s instead
+    lines = settings.progress and not sys.stderr.isatty()
     tree = nutpie.sample(
         compiled,
         draws=settings.draws,
@@ -234,6 +238,8 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
         seed=settings.seed,
         save_warmup=False,
         progress_bar=settings.progress,
+        progress_callback=progress_lines() if lines else None,
+        progress_rate=1000 if lines else 100,
         adaptation="low_rank" if settings.low_rank_mass_matrix else "diag",
         target_accept=settings.target_accept,
         maxdepth=settings.max_treedepth,
