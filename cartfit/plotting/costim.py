@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 BLOCKS = {"typical_difference": "population-typical", "cohort_mean_difference": "cohort means"}
+#: panel titles of the metrics named by their column (the memory fraction's carries its day)
+TITLES = {"cmax": "Cmax (peak CAR T)", "tmax": "Tmax (time to peak)",
+          "persistence_days": "persistence (last day above LLOQ)"}  # fmt: skip
 
 
 @style.styled
@@ -49,7 +52,8 @@ def costim_forest(costim_df: pd.DataFrame) -> Figure:
         ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
         forest_panel(ax, rows, list(rows["label"]), "label", "median", style.CATEGORICAL[0],
                      log=False)  # fmt: skip
-        ax.set_title(metric.replace("fraction_day", "fraction at day ").replace("_", " "))
+        default = metric.replace("fraction_day", "fraction at day ").replace("_", " ")
+        ax.set_title(TITLES.get(metric, default))
         ax.set_xlabel(f"CD28 − 4-1BB ({rows['unit'].iloc[0]})")
     if len(effects):
         ax = axes.ravel()[len(metrics)]

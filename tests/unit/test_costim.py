@@ -237,7 +237,8 @@ def test_forest_has_one_panel_per_metric_and_the_effects(table):
     fig = costim_forest(table)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     titles = [ax.get_title() for ax in visible]
-    assert titles == ["cmax", "tmax", "memory fraction at day 90", "persistence days",
+    assert titles == ["Cmax (peak CAR T)", "Tmax (time to peak)", "memory fraction at day 90",
+                      "persistence (last day above LLOQ)",
                       "co-stimulation effect on parameters"]  # fmt: skip
     assert visible[-1].get_xscale() == "log"
     # the reference line: 0 for differences, 1 for the exp(beta) ratios
