@@ -27,12 +27,18 @@ class GrowthLaw:
     per_capita
         numba function ``G(u, params) -> float``: ``g(B)/B`` at ``u = ln B``.
     per_capita_jac
-        numba function ``(u, params, out) -> dG/du`` that also writes ``dG/dparams`` into
-        ``out[:n_params]``.
+        numba function ``(u, params, jp, row) -> (G, dG/du)`` that also writes ``dG/dparams``
+        into ``jp[row, :n_params]``. ``params`` is the whole parameter vector of the composing
+        model (the law's parameters come first), passed without slicing: a slice costs two
+        atomic reference-count updates in the solver's innermost call.
     log_solution
         ``log_solution(t, log_b0, params, xp) -> ln B(t)``: closed-form untreated growth from
         ``ln B(0) = log_b0``; ``params`` is a sequence of the law's parameters and ``xp`` is
         ``numpy`` or ``pytensor.tensor``. Used for pre-infusion tumour data (``t < 0``).
+    log_solution_grad
+        numba function ``(t, log_b0, params, d_log_p) -> (ln B(t), d ln B / d log_b0)`` at one
+        time that also writes the derivatives in the log parameters into ``d_log_p``: the
+        compiled likelihood's pre-infusion rows.
     equation
         LaTeX of ``dB/dt = g(B)``.
     inflection
@@ -45,6 +51,7 @@ class GrowthLaw:
     per_capita: Callable[..., float]
     per_capita_jac: Callable[..., float]
     log_solution: Callable[..., Any]
+    log_solution_grad: Callable[..., Any]
     equation: str
     inflection: Callable[..., float] | None = None
 

@@ -23,10 +23,18 @@ def per_capita(u: float, params: np.ndarray) -> float:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def per_capita_jac(u: float, params: np.ndarray, out: np.ndarray) -> float:
-    """dG/dr = 1; returns dG/du = 0."""
-    out[0] = 1.0
-    return 0.0
+def per_capita_jac(u: float, params: np.ndarray, jp: np.ndarray, row: int) -> float:
+    """dG/dr = 1 into ``jp[row]``; returns (G, dG/du) = (r, 0)."""
+    jp[row, 0] = 1.0
+    return params[0], 0.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def log_solution_grad(t: float, log_b0: float, params: np.ndarray, d_log_p: np.ndarray) -> tuple:
+    """:func:`log_solution` at one time with its derivatives: returns (ln B, d/d ln B0) and
+    writes d/d ln r into ``d_log_p[0]``."""
+    d_log_p[0] = params[0] * t
+    return log_b0 + params[0] * t, 1.0
 
 
 def log_solution(t, log_b0, params, xp=np):
@@ -41,6 +49,7 @@ EXPONENTIAL = GrowthLaw(
     per_capita=per_capita,
     per_capita_jac=per_capita_jac,
     log_solution=log_solution,
+    log_solution_grad=log_solution_grad,
     equation=r"\frac{dB}{dt} = r B",
     inflection=None,
 )

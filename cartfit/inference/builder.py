@@ -35,6 +35,8 @@ initial tumour is centred on the subject's baseline (see :mod:`cartfit.inference
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -44,7 +46,9 @@ import pytensor.tensor as pt
 from cartfit.inference import priors as P
 from cartfit.inference.centring import Centring
 from cartfit.inference.data import FitData
+from cartfit.inference.likelihood import ODELikelihoodOp
 from cartfit.inference.op import ODESolveOp
+from cartfit.inference.predict import observation_means
 from cartfit.models.base import ODEModel
 
 
@@ -205,17 +209,22 @@ def build_model(
     likelihood: str = "lognormal",
     rtol: float = 1e-6,
     atol: float = 1e-6,
+    fused: bool = True,
 ) -> pm.Model:
-    """Construct the PyMC model of ``model`` for the subjects in ``data``."""
-    obs = data.obs
+    """Construct the PyMC model of ``model`` for the subjects in ``data``.
+
+    The log-normal likelihood is one compiled Op with the ODE solve
+    (:class:`~cartfit.inference.likelihood.ODELikelihoodOp`); ``fused=False`` (and the
+    Student-t likelihood) builds the same density as a PyTensor graph around the solve."""
+    if likelihood not in ("lognormal", "student_t"):
+        raise ValueError(f"unknown likelihood {likelihood!r}; expected lognormal or student_t")
     coords = {
         "subject": list(data.subjects),
         "parameter": list(model.parameter_names),
         "state": list(model.states),
         "analyte": list(data.analytes),
-        "obs": np.arange(len(obs)),
+        "obs": np.arange(len(data.obs)),
     }
-    growth = model.extras["growth_law"]
     with pm.Model(coords=coords) as pm_model:
         log_theta = _subject_log_params(model, data, population)
         for j, values in fixed_by_covariate(model, data).items():
@@ -223,51 +232,101 @@ def build_model(
         log_y0 = _log_initial_states(model, data, population)
         pm.Deterministic("theta", pt.exp(log_theta), dims=("subject", "parameter"))
         pm.Deterministic("log_y0", log_y0, dims=("subject", "state"))
-
-        op = ODESolveOp(model.name, model.growth, rtol=rtol, atol=atol)
-        ys, _, status = op(log_theta, log_y0, _data("times", data.times),
-                           _data("n_times", data.n_times))  # fmt: skip
-        pm.Potential("solver_failed", pt.switch(pt.any(status > 0), -np.inf, 0.0))
-
-        s_idx = _data("subject_idx", obs["subject_idx"].to_numpy())
-        # mu_j = h_{a_j}(x_{s_j}(t_j)): each observation's states, read from the flattened
-        # (subject, time) grid, through the observable h of its analyte; one gather and a
-        # switch per analyte cost 2 of the 22 us of a one-subject gradient less than
-        # ys[s_idx, t_idx] and stacking the observables
-        flat = obs["subject_idx"].to_numpy() * data.times.shape[-1] + obs["time_idx"].to_numpy()
-        states_at_obs = ys.reshape((-1, model.n_states))[_data("subject_time_idx", flat)]
-        analyte_idx = _data("analyte_idx", obs["analyte_idx"].to_numpy())
-        observed_as = [model.observables[a](states_at_obs, pt) for a in data.analytes]
-        pred = observed_as[-1]
-        for k in reversed(range(len(observed_as) - 1)):
-            pred = pt.switch(pt.eq(analyte_idx, k), observed_as[k], pred)
-        if obs["pre"].to_numpy().any():
-            pre = _data("pre", obs["pre"].to_numpy(bool))
-            log_b0 = model.observables["tumor"](log_y0, pt)[s_idx]
-            # one gather per parameter: gathering the rows first gave PyTensor 3.3.8's numba
-            # build a wrong log density (tests/unit/test_backend.py)
-            growth_params = [pt.exp(log_theta[s_idx, k]) for k in range(growth.n_params)]
-            time = _data("time", obs["time"].to_numpy(float))
-            pre_pred = growth.log_solution(time, log_b0, growth_params, pt)
-            pred = pt.switch(pre, pre_pred, pred)
-        pm.Deterministic("mu_obs", pred, dims="obs")
-
         sigma = pm.LogNormal("sigma", np.log(P.SIGMA_MEDIAN), P.SIGMA_LOG_SD, dims="analyte")
-        sigma_obs = sigma[analyte_idx]
-        if likelihood == "student_t":
-            dist = pm.StudentT.dist(nu=P.STUDENT_T_NU, mu=pred, sigma=sigma_obs)
-        elif likelihood == "lognormal":
-            dist = pm.Normal.dist(mu=pred, sigma=sigma_obs)
+        if likelihood == "lognormal" and fused:
+            _fused_likelihood(model, data, log_theta, log_y0, sigma, rtol, atol)
         else:
-            raise ValueError(f"unknown likelihood {likelihood!r}; expected lognormal or student_t")
-        lower = np.where(obs["blq"].to_numpy(), obs["log_lloq"].to_numpy(), -np.inf)
-        observed = _data("observed", obs["log_value"].to_numpy(float))
-        lower = _data("lower", lower)
-        pm.Censored("y", dist, lower=lower, upper=None, observed=observed, dims="obs")
+            _graph_likelihood(model, data, log_theta, log_y0, sigma, likelihood, rtol, atol)
     return pm_model
+
+
+def _fused_likelihood(model, data, log_theta, log_y0, sigma, rtol, atol) -> None:
+    """Predictions ``mu_obs`` and the observed ``y`` from :class:`ODELikelihoodOp`."""
+    obs = data.obs
+    n_s = model.n_states
+    tumor = model.observables.get("tumor")
+    layout = [
+        _data("times", data.times),
+        _data("n_times", data.n_times),
+        # rows 2a and 2a + 1: the numerator and denominator states of analyte a
+        _data(
+            "obs_weights",
+            np.concatenate([model.observables[a].weights(n_s) for a in data.analytes]),
+        ),  # fmt: skip
+        _data("tumor_weights", tumor.weights(n_s) if tumor is not None else np.zeros((2, n_s))),
+        _data("subject_idx", obs["subject_idx"].to_numpy()),
+        _data("time_idx", obs["time_idx"].to_numpy()),
+        _data("analyte_idx", obs["analyte_idx"].to_numpy()),
+        _data("time", obs["time"].to_numpy(float)),
+        _data("blq", obs["blq"].to_numpy(bool)),
+        _data("pre", obs["pre"].to_numpy(bool)),
+    ]
+    op = ODELikelihoodOp(model.name, model.growth, rtol=rtol, atol=atol)
+    observed = _data("observed", obs["log_value"].to_numpy(float))
+    pm.Deterministic("mu_obs", op(log_theta, log_y0, sigma, observed, *layout)[1], dims="obs")
+
+    def logp(value, log_theta, log_y0, sigma, t_obs):
+        return op(log_theta, log_y0, sigma, value, *layout)[0]
+
+    def random(log_theta, log_y0, sigma, t_obs, rng=None, size=None):
+        """A draw of every row: normal around the prediction, censored at its LLOQ."""
+        mu = observation_means(model, np.exp(log_theta)[None], log_y0[None],
+                               obs["subject_idx"].to_numpy(), t_obs,
+                               obs["analyte"].to_numpy(), rtol, atol)[0]  # fmt: skip
+        draws = rng.normal(mu, sigma[obs["analyte_idx"].to_numpy()])
+        return np.where(obs["blq"].to_numpy(bool), np.minimum(draws, obs["log_lloq"]), draws)
+
+    # the rows' times as the last parameter give the size of the output
+    pm.CustomDist("y", log_theta, log_y0, sigma, layout[7], logp=logp, random=random,
+                  signature="(s,p),(s,n),(a),(o)->(o)", observed=observed, dims="obs")  # fmt: skip
+
+
+def _graph_likelihood(model, data, log_theta, log_y0, sigma, likelihood, rtol, atol) -> None:
+    """Predictions ``mu_obs`` and the observed ``y`` as a PyTensor graph around the solve."""
+    obs = data.obs
+    growth = model.extras["growth_law"]
+    op = ODESolveOp(model.name, model.growth, rtol=rtol, atol=atol)
+    ys, _, status = op(log_theta, log_y0, _data("times", data.times),
+                       _data("n_times", data.n_times))  # fmt: skip
+    pm.Potential("solver_failed", pt.switch(pt.any(status > 0), -np.inf, 0.0))
+
+    s_idx = _data("subject_idx", obs["subject_idx"].to_numpy())
+    # mu_j = h_{a_j}(x_{s_j}(t_j)): each observation's states, read from the flattened
+    # (subject, time) grid, through the observable h of its analyte
+    flat = obs["subject_idx"].to_numpy() * data.times.shape[-1] + obs["time_idx"].to_numpy()
+    states_at_obs = ys.reshape((-1, model.n_states))[_data("subject_time_idx", flat)]
+    analyte_idx = _data("analyte_idx", obs["analyte_idx"].to_numpy())
+    observed_as = [model.observables[a](states_at_obs, pt) for a in data.analytes]
+    pred = observed_as[-1]
+    for k in reversed(range(len(observed_as) - 1)):
+        pred = pt.switch(pt.eq(analyte_idx, k), observed_as[k], pred)
+    if obs["pre"].to_numpy().any():
+        pre = _data("pre", obs["pre"].to_numpy(bool))
+        log_b0 = model.observables["tumor"](log_y0, pt)[s_idx]
+        # one gather per parameter: gathering the rows first gave PyTensor 3.3.8's numba
+        # build a wrong log density (tests/unit/test_backend.py)
+        growth_params = [pt.exp(log_theta[s_idx, k]) for k in range(growth.n_params)]
+        time = _data("time", obs["time"].to_numpy(float))
+        pre_pred = growth.log_solution(time, log_b0, growth_params, pt)
+        pred = pt.switch(pre, pre_pred, pred)
+    pm.Deterministic("mu_obs", pred, dims="obs")
+
+    sigma_obs = sigma[analyte_idx]
+    if likelihood == "student_t":
+        dist = pm.StudentT.dist(nu=P.STUDENT_T_NU, mu=pred, sigma=sigma_obs)
+    else:
+        dist = pm.Normal.dist(mu=pred, sigma=sigma_obs)
+    lower = np.where(obs["blq"].to_numpy(), obs["log_lloq"].to_numpy(), -np.inf)
+    observed = _data("observed", obs["log_value"].to_numpy(float))
+    pm.Censored("y", dist, lower=_data("lower", lower), upper=None, observed=observed,
+                dims="obs")  # fmt: skip
 
 
 def prior_predictive(pm_model: pm.Model, draws: int = 500, seed: int = 0):
     """Draws from the prior predictive distribution of a built model (one call)."""
-    with pm_model:
+    with pm_model, warnings.catch_warnings():
+        # the observations' draws solve the ODE in Python, which PyTensor says it will do
+        warnings.filterwarnings(
+            "ignore", message="Numba will use object mode", category=UserWarning
+        )
         return pm.sample_prior_predictive(draws=draws, random_seed=seed)

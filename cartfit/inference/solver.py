@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,11 +82,15 @@ BETA = 0.04
 EXPO1 = 0.2 - 0.75 * BETA
 SAFETY = 0.9
 FAC_MIN_INV, FAC_MAX_INV = 5.0, 0.1  # 1/fac1, 1/fac2
+LOG_ERR_FLOOR = math.log(1e-4)  # err_old is at least 1e-4
 
 #: numba options of every compiled function here: IEEE semantics for NaN and infinity (the
-#: failure checks need them) but reassociation, fused multiply-adds and reciprocals allowed,
-#: which let LLVM vectorise the stage sums and error norms (about 10 % of a solve)
-JIT = {"error_model": "numpy", "fastmath": {"reassoc", "contract", "arcp", "nsz"}}
+#: failure checks need them) but reassociation and reciprocals allowed, which let LLVM
+#: vectorise the stage sums and error norms (about 10 % of a solve). Not fused multiply-adds
+#: ("contract"): with the stages inlined, LLVM fused differently when it compiled afresh and
+#: when it compiled for the disk cache, so a first run and a cached run differed in the last
+#: digit (tests/unit/test_compiled.py), and with them the draws of the same seed.
+JIT = {"error_model": "numpy", "fastmath": {"reassoc", "arcp", "nsz"}}
 
 #: the sensitivities' error is held to tolerances this many times the states' (see above)
 SENS_TOL_FACTOR = 10.0
@@ -103,13 +108,15 @@ def _in_place_kernels(model: ODEModel):
         return model.rhs_into, fused_kernel(model.rhs_into, model.jac_into)
     rhs, jac = model.rhs, model.jac
 
+    n_s = model.n_states
+
     @numba.njit(**JIT)
     def rhs_into(t, y, p, out):
-        out[:] = rhs(t, y, p)
+        out[:n_s] = rhs(t, y[:n_s], p)
 
     @numba.njit(**JIT)
     def jac_into(t, y, p, jy, jp):
-        a, b = jac(t, y, p)
+        a, b = jac(t, y[:n_s], p)
         jy[:, :] = a
         jp[:, :] = b
 
@@ -117,16 +124,20 @@ def _in_place_kernels(model: ODEModel):
 
 
 def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
+    # the stage function, error norm, continuous extension and output copy are inlined into
+    # the solver (``inline="always"``): a call that passes arrays costs two atomic
+    # reference-count updates per array, which were a quarter of a one-subject solve
+    # (11 -> 8 us with them inlined)
     n_q = n_p + n_s
     rhs_into, rhs_jac_into = _in_place_kernels(model)
 
     if with_sens:
 
-        @numba.njit(**JIT)
+        @numba.njit(inline="always", **JIT)
         def aug(t, z, p, out, jy, jp):
             jy[:, :] = 0.0
             jp[:, :] = 0.0
-            rhs_jac_into(t, z[:n_s], p, out[:n_s], jy, jp)
+            rhs_jac_into(t, z, p, out, jy, jp)
             for i in range(n_s):
                 base = n_s + i * n_q
                 for j in range(n_q):
@@ -139,14 +150,14 @@ def _make_augmented_rhs(model: ODEModel, n_s: int, n_p: int, with_sens: bool):
 
     else:
 
-        @numba.njit(**JIT)
+        @numba.njit(inline="always", **JIT)
         def aug(t, z, p, out, jy, jp):
-            rhs_into(t, z[:n_s], p, out[:n_s])
+            rhs_into(t, z, p, out)
 
     return aug
 
 
-@numba.njit(**JIT)
+@numba.njit(inline="always", **JIT)
 def error_norm(lo, hi, h, z, znew, k1, k3, k4, k5, k6, k7, rtol, atol):
     r"""RMS over components ``lo:hi`` of the embedded error estimate
     :math:`h \sum_i e_i k_i` scaled by ``atol + rtol max(|z|, |z_new|)``."""
@@ -158,7 +169,7 @@ def error_norm(lo, hi, h, z, znew, k1, k3, k4, k5, k6, k7, rtol, atol):
     return np.sqrt(err / (hi - lo))
 
 
-@numba.njit(**JIT)
+@numba.njit(inline="always", **JIT)
 def dense(theta, h, z, znew, k1, k3, k4, k5, k6, k7, out):
     r"""The continuous extension at :math:`t + \theta h` of the accepted step from ``z`` to
     ``znew``: :math:`y = z + \theta(\Delta + (1-\theta)(b + \theta(\Delta - h k_7 - b +
@@ -179,25 +190,26 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
     n_z = n_s + (n_s * n_q if with_sens else 0)
     aug = _make_augmented_rhs(model, n_s, n_p, with_sens)
 
-    @numba.njit(**JIT)
-    def emit(z, ys_row, sens_row):
-        """Copy the log states (and sensitivities) ``z`` into one output row; False if any is
-        not finite."""
+    @numba.njit(inline="always", **JIT)
+    def emit(z, ys, sens, s, it):
+        """Copy the log states (and sensitivities) ``z`` into output row ``[s, it]``; False if
+        any is not finite. (Indices rather than row views: a view costs two atomic reference
+        count updates, which were 8 % of a solve.)"""
         for i in range(n_s):
             if not np.isfinite(z[i]):
                 return False
-            ys_row[i] = z[i]
+            ys[s, it, i] = z[i]
         if with_sens:
             for i in range(n_s):
                 for j in range(n_q):
                     v = z[n_s + i * n_q + j]
                     if not np.isfinite(v):
                         return False
-                    sens_row[i, j] = v
+                    sens[s, it, i, j] = v
         return True
 
     @numba.njit(**JIT)
-    def solve_one(p, y0, times, n_t, rtol, atol, max_steps, ys, sens):
+    def solve_one(p, y0, times, n_t, rtol, atol, max_steps, ys, sens, s):
         z = np.zeros(n_z)
         z[:n_s] = y0
         if with_sens:
@@ -210,7 +222,7 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
         t = 0.0
         it = 0
         while it < n_t and times[it] <= t:  # outputs at t = 0
-            if not emit(z, ys[it], sens[it]):
+            if not emit(z, ys, sens, s, it):
                 return STATUS_FAILED
             it += 1
         if it == n_t:
@@ -228,7 +240,9 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
         d1 = np.sqrt(d1 / n_s)
         h = 1e-3 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
         h = min(max(h, 1e-6), 1.0)
-        err_old = 1e-4  # PI step-size control (Hairer & Wanner's DOPRI5: beta 0.04)
+        # PI step-size control (Hairer & Wanner's DOPRI5: beta 0.04) on log errors:
+        # err^EXPO1 / err_old^BETA as one exp, where two pows were 8 % of a solve
+        log_err_old = LOG_ERR_FLOOR
         steps = 0
         while it < n_t:
             if steps >= max_steps or h < 1e-12:
@@ -265,19 +279,20 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
             if not np.isfinite(err):
                 h = 0.25 * h_try
                 continue
-            fac = err**EXPO1
+            log_err = np.log(err)
             if err > 1.0:  # rejected
+                fac = np.exp(EXPO1 * log_err)
                 h = h_try / min(FAC_MIN_INV, fac / SAFETY)
                 continue
             # accepted: outputs inside (t, t + h_try] from the continuous extension
             t_new = t_end if last else t + h_try
             while it < n_t and times[it] <= t_new:
                 if times[it] >= t_new:
-                    ok = emit(znew, ys[it], sens[it])
+                    ok = emit(znew, ys, sens, s, it)
                 else:
                     theta = (times[it] - t) / h_try
                     dense(theta, h_try, z, znew, k1, k3, k4, k5, k6, k7, zt)
-                    ok = emit(zt, ys[it], sens[it])
+                    ok = emit(zt, ys, sens, s, it)
                 if not ok:
                     return STATUS_FAILED
                 it += 1
@@ -285,8 +300,9 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
             for i in range(n_z):
                 z[i] = znew[i]
                 k1[i] = k7[i]  # first same as last
-            fac = min(FAC_MIN_INV, max(FAC_MAX_INV, fac / err_old**BETA / SAFETY))
-            err_old = max(err, 1e-4)
+            fac = np.exp(EXPO1 * log_err - BETA * log_err_old)
+            fac = min(FAC_MIN_INV, max(FAC_MAX_INV, fac / SAFETY))
+            log_err_old = max(log_err, LOG_ERR_FLOOR)
             h = h_try / fac
         return STATUS_OK
 
@@ -298,9 +314,7 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
         status = np.zeros(n_sub, dtype=np.int64)
         for s in range(n_sub):
             p = np.exp(log_params[s])
-            st = solve_one(
-                p, log_y0[s], times[s], n_times[s], rtol, atol, max_steps, ys[s], sens[s]
-            )
+            st = solve_one(p, log_y0[s], times[s], n_times[s], rtol, atol, max_steps, ys, sens, s)
             if st != STATUS_OK:
                 status[s] = st
                 ys[s] = 0.0
@@ -371,10 +385,12 @@ def _cache_on_disk(dispatcher, key: str) -> None:
 
 @functools.cache
 def source_digest() -> str:
-    """SHA-256 of the source of everything a solver compiles: this module and every model and
-    growth-law module (kernels import helpers from their neighbours)."""
+    """SHA-256 of the source of everything a solver compiles: this module, the compiled
+    likelihood and every model and growth-law module (kernels import helpers from their
+    neighbours)."""
     root = Path(__file__).resolve().parent.parent
-    files = [Path(__file__).resolve(), *sorted((root / "models").glob("*.py")),
+    files = [Path(__file__).resolve(), Path(__file__).resolve().parent / "likelihood.py",
+             *sorted((root / "models").glob("*.py")),
              *sorted((root / "growth").glob("*.py"))]  # fmt: skip
     digest = hashlib.sha256()
     for f in files:

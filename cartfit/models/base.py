@@ -23,6 +23,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from cartfit.models.logsum import LogSumRatio
 from cartfit.parameters import Parameter
 
 
@@ -46,9 +47,10 @@ class ODEModel:
         ``jac(t, y, params) -> (J_y, J_p)`` with shapes ``(n_states, n_states)`` and
         ``(n_states, n_params)`` (numba-compiled, pure).
     observables
-        Analyte name -> function ``f(log_states, xp)`` returning the log of the measured
-        quantity (scaled units) from an array whose last axis is the state axis; ``xp`` is
-        ``numpy`` or ``pytensor.tensor`` so the same expression serves both.
+        Analyte name -> :class:`~cartfit.models.logsum.LogSumRatio`, called as
+        ``f(log_states, xp)`` for the log of the measured quantity (scaled units) from an array
+        whose last axis is the state axis; ``xp`` is ``numpy`` or ``pytensor.tensor`` so the
+        same expression serves both, and its index sets serve the compiled likelihood.
     equations
         The equations in LaTeX, for the report's methods page.
     rhs_into, jac_into, rhs_jac_into
@@ -67,7 +69,7 @@ class ODEModel:
     parameters: tuple[Parameter, ...]
     rhs: Callable[..., Any]
     jac: Callable[..., Any]
-    observables: Mapping[str, Callable[..., Any]]
+    observables: Mapping[str, LogSumRatio]
     equations: str = ""
     extras: Mapping[str, Any] = field(default_factory=dict)
     rhs_into: Callable[..., Any] | None = None

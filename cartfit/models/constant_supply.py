@@ -67,7 +67,7 @@ def make_constant_supply(growth: GrowthLaw = EXPONENTIAL) -> ODEModel:
         # du/dt = G(u) - alpha e^v ;  dv/dt = kappa e^{-v} - delta
         alpha, kappa, delta = params[n_g], params[n_g + 1], params[n_g + 2]
         dy = np.empty(2)
-        dy[0] = per_capita(y[0], params[:n_g]) - alpha * np.exp(y[1])
+        dy[0] = per_capita(y[0], params) - alpha * np.exp(y[1])
         dy[1] = kappa * np.exp(-y[1]) - delta
         return dy
 
@@ -76,7 +76,7 @@ def make_constant_supply(growth: GrowthLaw = EXPONENTIAL) -> ODEModel:
         alpha, kappa = params[n_g], params[n_g + 1]
         jy = np.zeros((2, 2))
         jp = np.zeros((2, n_g + 3))
-        jy[0, 0] = per_capita_jac(y[0], params[:n_g], jp[0])
+        _, jy[0, 0] = per_capita_jac(y[0], params, jp, 0)
         jy[0, 1] = -alpha * np.exp(y[1])
         jy[1, 1] = -kappa * np.exp(-y[1])
         jp[0, n_g] = -np.exp(y[1])

@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cartfit.models.base import ODEModel, Parameter
+from cartfit.models.logsum import LogSumRatio
 
 PRODUCTION = Parameter(
     "cytokine_production", "s", "× baseline/day", "cytokine production", 8.0, 1.0
@@ -147,7 +148,7 @@ def make_cytokine() -> ODEModel:
         parameters=(PRODUCTION, CLEARANCE, CONSUMPTION, LYMPHOCYTES, DEPTH, RECOVERY),
         rhs=rhs,
         jac=jac,
-        observables={"cytokine": lambda ly, xp=np: ly[..., 0]},
+        observables={"cytokine": LogSumRatio((0,))},
         equations=r"\frac{dCyt}{dt} = s - \delta Cyt - \gamma L(t) Cyt",
         extras={
             "growth_law": None,

@@ -44,7 +44,7 @@ import numpy as np
 
 from cartfit.growth.base import GrowthLaw
 from cartfit.models.base import ODEModel, Parameter
-from cartfit.models.logsum import log_sum_exp
+from cartfit.models.logsum import LogSumRatio
 from cartfit.models.predator_prey import DEATH_RATE, KILL_RATE, PROLIFERATION_RATE
 
 OFF_TARGET_KILL_RATE = Parameter(
@@ -81,7 +81,7 @@ def make_escape(growth: GrowthLaw) -> ODEModel:
         d, mu = params[n_g + 3], params[n_g + 4]
         a, n, v = y[0], y[1], y[2]
         w = max(a, n) + np.log1p(np.exp(-abs(a - n)))  # ln(T_A + T_-)
-        g = per_capita(w, params[:n_g])
+        g = per_capita(w, params)
         ev = np.exp(v)
         dy = np.empty(3)
         dy[0] = g - k * ev - mu
@@ -97,7 +97,7 @@ def make_escape(growth: GrowthLaw) -> ODEModel:
         frac_a, frac_n = np.exp(a - w), np.exp(n - w)  # dw/da, dw/dn
         jy = np.zeros((3, 3))
         jp = np.zeros((3, n_g + 5))
-        dg_dw = per_capita_jac(w, params[:n_g], jp[0])
+        _, dg_dw = per_capita_jac(w, params, jp, 0)
         for j in range(n_g):  # both clones share G
             jp[1, j] = jp[0, j]
         ev, ratio = np.exp(v), np.exp(a - n)
@@ -140,9 +140,9 @@ def make_escape(growth: GrowthLaw) -> ODEModel:
         rhs=rhs,
         jac=jac,
         observables={
-            "tumor": lambda ly, xp=np: log_sum_exp(ly[..., 0], ly[..., 1], xp=xp),
-            "tumor_antigen_neg": lambda ly, xp=np: ly[..., 1],
-            "car_t": lambda ly, xp=np: ly[..., 2],
+            "tumor": LogSumRatio((0, 1)),
+            "tumor_antigen_neg": LogSumRatio((1,)),
+            "car_t": LogSumRatio((2,)),
         },
         equations=(
             r"\frac{dT_A}{dt} = G(T) T_A - k C T_A - \mu T_A,\quad "

@@ -38,7 +38,7 @@ import numpy as np
 from cartfit.growth.base import GrowthLaw
 from cartfit.models.base import ODEModel, fused_kernel, pure_kernels
 from cartfit.models.cytokine import relative_cytokine
-from cartfit.models.logsum import log_sum_exp
+from cartfit.models.logsum import LogSumRatio
 from cartfit.models.multifate_priors import COSTIM_PRESETS, INITIAL_FRACTIONS, PARAMETERS
 
 #: parameters with subject effects in a population fit (kill rate last: it stays non-centred).
@@ -82,7 +82,7 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         dy[0] = (beta - k_ex) * phi_hi - d_e - k_em * phi_lo + k_me * phi_hi * np.exp(m - e)
         dy[1] = h + k_em * phi_lo * np.exp(e - m) - k_me * phi_hi - d_m
         dy[2] = k_ex * phi_hi * np.exp(e - x) - d_x
-        dy[3] = per_capita(u, params[:n_g]) - k * np.exp(e)
+        dy[3] = per_capita(u, params) - k * np.exp(e)
 
     @numba.njit(error_model="numpy")
     def jac_into(t, y, params, jy, jp):
@@ -110,7 +110,7 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         jy[2, 0] = k_ex * phi_hi * r_ex
         jy[2, 2] = -k_ex * phi_hi * r_ex
         jy[2, 3] = k_ex * r_ex * dphi_du
-        jy[3, 3] = per_capita_jac(u, params[:n_g], jp[3])
+        _, jy[3, 3] = per_capita_jac(u, params, jp, 3)
         jy[3, 0] = -k * np.exp(e)
         o = n_g
         jp[0, o] = de_dphi * dphi_dka
@@ -155,15 +155,11 @@ def make_multifate(growth: GrowthLaw) -> ODEModel:
         rhs_into=rhs_into,
         jac_into=jac_into,
         observables={
-            "tumor": lambda ly, xp=np: ly[..., 3],
-            "car_t": lambda ly, xp=np: log_sum_exp(ly[..., 0], ly[..., 1], ly[..., 2], xp=xp),
+            "tumor": LogSumRatio((3,)),
+            "car_t": LogSumRatio((0, 1, 2)),
             # phenotype data: ln M/(E + M + X) and ln X/(E + M + X)
-            "car_t_memory_fraction": lambda ly, xp=np: (
-                ly[..., 1] - log_sum_exp(ly[..., 0], ly[..., 1], ly[..., 2], xp=xp)
-            ),
-            "car_t_exhausted_fraction": lambda ly, xp=np: (
-                ly[..., 2] - log_sum_exp(ly[..., 0], ly[..., 1], ly[..., 2], xp=xp)
-            ),
+            "car_t_memory_fraction": LogSumRatio((1,), (0, 1, 2)),
+            "car_t_exhausted_fraction": LogSumRatio((2,), (0, 1, 2)),
         },
         equations=(
             r"\frac{dE}{dt} = \beta_E\phi_{hi}E - d_E E - k_{EM}\phi_{lo}E - k_{EX}\phi_{hi}E"

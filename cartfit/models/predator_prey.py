@@ -58,7 +58,7 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
     def rhs_into(t, y, params, out):
         # du/dt = G(u) - k e^v ;  dv/dt = p e^u - d
         k, p, d = params[n_g], params[n_g + 1], params[n_g + 2]
-        out[0] = per_capita(y[0], params[:n_g]) - k * np.exp(y[1])
+        out[0] = per_capita(y[0], params) - k * np.exp(y[1])
         out[1] = p * np.exp(y[0]) - d
 
     @numba.njit(error_model="numpy")
@@ -67,8 +67,7 @@ def make_predator_prey(growth: GrowthLaw) -> ODEModel:
         # -e^v, e^u, -1, with e^u and e^v computed once
         k, p, d = params[n_g], params[n_g + 1], params[n_g + 2]
         eu, ev = np.exp(y[0]), np.exp(y[1])
-        g = per_capita(y[0], params[:n_g])
-        jy[0, 0] = per_capita_jac(y[0], params[:n_g], jp[0])
+        g, jy[0, 0] = per_capita_jac(y[0], params, jp, 0)
         out[0] = g - k * ev
         out[1] = p * eu - d
         jy[0, 1] = -k * ev

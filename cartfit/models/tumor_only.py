@@ -19,6 +19,7 @@ import numpy as np
 
 from cartfit.growth.base import GrowthLaw
 from cartfit.models.base import ODEModel
+from cartfit.models.logsum import LogSumRatio
 
 
 def _no_killing(log_states: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -36,14 +37,14 @@ def make_tumor_only(growth: GrowthLaw) -> ODEModel:
     def rhs(t, y, params):
         # du/dt = G(u)
         dy = np.empty(1)
-        dy[0] = per_capita(y[0], params[:n_g])
+        dy[0] = per_capita(y[0], params)
         return dy
 
     @numba.njit(error_model="numpy")
     def jac(t, y, params):
         jy = np.zeros((1, 1))
         jp = np.zeros((1, n_g))
-        jy[0, 0] = per_capita_jac(y[0], params[:n_g], jp[0])
+        _, jy[0, 0] = per_capita_jac(y[0], params, jp, 0)
         return jy, jp
 
     return ODEModel(
@@ -53,7 +54,7 @@ def make_tumor_only(growth: GrowthLaw) -> ODEModel:
         parameters=growth.parameters,
         rhs=rhs,
         jac=jac,
-        observables={"tumor": lambda ly, xp=np: ly[..., 0]},
+        observables={"tumor": LogSumRatio((0,))},
         equations=growth.equation,
         extras={
             "growth_law": growth,

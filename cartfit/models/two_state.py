@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from cartfit.models.logsum import LogSumRatio
+
 STATES = ("log_tumor", "log_car_t")
 OBSERVABLES = {
-    "tumor": lambda ly, xp=np: ly[..., 0],
-    "car_t": lambda ly, xp=np: ly[..., 1],
+    "tumor": LogSumRatio((0,)),
+    "car_t": LogSumRatio((1,)),
 }
 
 

@@ -78,8 +78,11 @@ def test_per_capita_jacobian_matches_central_differences(name):
     for _ in range(5):
         u = rng.normal(0.0, 2.0)
         params = np.exp(rng.normal(0.0, 1.0, law.n_params))
-        out = np.zeros(law.n_params)
-        d_du = law.per_capita_jac(u, params, out)
+        jp = np.zeros((2, law.n_params))
+        g, d_du = law.per_capita_jac(u, params, jp, 1)
+        out = jp[1]
+        assert not jp[0].any()  # only the given row is written
+        assert g == pytest.approx(law.per_capita(u, params), rel=1e-14)
         h = 1e-6
         fd_u = (law.per_capita(u + h, params) - law.per_capita(u - h, params)) / (2 * h)
         assert d_du == pytest.approx(fd_u, rel=1e-6, abs=1e-8)
@@ -90,6 +93,33 @@ def test_per_capita_jacobian_matches_central_differences(name):
                 2 * step[j]
             )
             assert out[j] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("name", sorted(GROWTH_LAWS))
+def test_closed_form_gradient_matches_central_differences(name):
+    """The compiled likelihood's pre-infusion rows: ``log_solution_grad`` gives the closed form
+    and its derivatives in ln B0 and the log parameters, including the logistic law's linear
+    continuation (B0 far above K, long before infusion)."""
+    law = GROWTH_LAWS[name]
+    rng = np.random.default_rng(7)
+    cases = [(-rng.uniform(0, 60), rng.normal(0, 1.5), rng.normal(-1.0, 1.0, law.n_params))
+             for _ in range(50)]  # fmt: skip
+    cases.append((-59.2, 1.27, np.array([-1.66, 0.14])[: law.n_params]))  # a < eps (logistic)
+    h = 1e-6
+    for t, log_b0, log_p in cases:
+        d_log_p = np.zeros(law.n_params)
+        value, d_b0 = law.log_solution_grad(t, log_b0, np.exp(log_p), d_log_p)
+
+        def f(lb, lp, t=t):
+            return law.log_solution(t, lb, list(np.exp(lp)), np)
+
+        assert value == pytest.approx(f(log_b0, log_p), rel=1e-12, abs=1e-12)
+        fd_b0 = (f(log_b0 + h, log_p) - f(log_b0 - h, log_p)) / (2 * h)
+        assert d_b0 == pytest.approx(fd_b0, rel=1e-5, abs=1e-7)
+        for k in range(law.n_params):
+            e = h * np.eye(law.n_params)[k]
+            fd = (f(log_b0, log_p + e) - f(log_b0, log_p - e)) / (2 * h)
+            assert d_log_p[k] == pytest.approx(fd, rel=1e-5, abs=1e-7)
 
 
 @pytest.mark.parametrize("name", sorted(GROWTH_LAWS))
