@@ -245,14 +245,12 @@ def _fused_likelihood(model, data, log_theta, log_y0, sigma, rtol, atol) -> None
     obs = data.obs
     n_s = model.n_states
     tumor = model.observables.get("tumor")
+    # rows 2a and 2a + 1: the numerator and denominator states of analyte a
+    weights = np.concatenate([model.observables[a].weights(n_s) for a in data.analytes])
     layout = [
         _data("times", data.times),
         _data("n_times", data.n_times),
-        # rows 2a and 2a + 1: the numerator and denominator states of analyte a
-        _data(
-            "obs_weights",
-            np.concatenate([model.observables[a].weights(n_s) for a in data.analytes]),
-        ),  # fmt: skip
+        _data("obs_weights", weights),
         _data("tumor_weights", tumor.weights(n_s) if tumor is not None else np.zeros((2, n_s))),
         _data("subject_idx", obs["subject_idx"].to_numpy()),
         _data("time_idx", obs["time_idx"].to_numpy()),
