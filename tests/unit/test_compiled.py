@@ -129,6 +129,46 @@ def test_solver_is_compiled_once_per_machine_not_per_process():
     assert runs[0][1:] == runs[1][1:] and runs[1][2] == "0"
 
 
+LIKELIHOOD_ONCE = """
+import numpy as np
+from cartfit.inference.likelihood import get_likelihood_kernel
+from cartfit.models import get_model
+ode = get_model("predator_prey", "gompertz")
+kernel = get_likelihood_kernel(ode, True)
+w = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+out = kernel(np.full((1, ode.n_params), -1.0), np.zeros((1, 2)), np.array([0.3, 0.4]),
+             np.array([0.1, -0.2, 0.5]), np.array([[1.0, 2.0]]), np.array([2]), w, w[:2],
+             np.zeros(3, np.int64), np.array([0, 1, 0]), np.array([0, 1, 1]),
+             np.array([1.0, 2.0, -5.0]), np.array([False, True, False]),
+             np.array([False, False, True]), 1e-5, 1e-5, 1000)
+print(sum(kernel.stats.cache_hits.values()), repr(float(out[0].sum())), repr(float(out[2].sum())))
+"""
+
+
+def test_likelihood_kernel_is_compiled_once_per_machine_with_the_same_numbers(tmp_path):
+    """In an empty compile cache, the first process compiles the likelihood (solver included),
+    the second loads it from disk, and both give the same numbers to the last digit (the same
+    seed, the same draws; the solver test above is the one that caught fused multiply-adds
+    making them differ)."""
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"PYTENSOR_FLAGS": f"base_compiledir={tmp_path}"}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", LIKELIHOOD_ONCE],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout.split()  # fmt: skip
+        for _ in range(2)
+    ]
+    assert [runs[0][0], runs[1][0]] == ["0", "1"]
+    assert runs[0][1:] == runs[1][1:]
+
+
 def test_only_registered_models_get_a_cache_key():
     from cartfit.growth import get_growth_law
     from cartfit.inference.solver import cache_key
