@@ -31,8 +31,9 @@ with ``fused=False`` (gathers, observables, closed form and ``pm.Censored``), wh
 compare it with. That graph put ~37 more nodes around the solve, each with an allocation and
 atomic reference counts, and PyMC's censored term evaluates both branches of ``log_ndtr`` for
 every row: on the one-subject benchmark (24 rows, 2 before infusion, 10 censored) the graph
-around the solve cost ~6 µs, the compiled pass ~1.5 µs plus ~2.5 µs for the 25 nodes left. :math:`\ln\Phi` is computed
-from ``erfc`` for :math:`z > -20` (``log1p`` for :math:`z > 0`) and from the asymptotic series
+around the solve cost ~6 µs, the compiled pass ~1.5 µs plus ~2.5 µs for the 25 nodes left.
+:math:`\ln\Phi` is computed from ``erfc`` for :math:`z > -20` (``log1p`` for :math:`z > 0`)
+and from the asymptotic series
 :math:`\ln\Phi(z) = -z^2/2 - \ln(-z) - \tfrac12\ln 2\pi + \ln(1 - w + 3w^2 - 15w^3 + 105w^4)`,
 :math:`w = z^{-2}`, below (relative error < 1e-10 there). A failed solve gives ``status`` 1
 for its subject and :math:`-\infty` for its rows.
@@ -188,7 +189,8 @@ def _make_kernel(model: ODEModel, with_sens: bool) -> Callable:
     return kernel
 
 
-_KERNELS: dict[tuple[int, bool], Callable] = {}
+#: compiled kernels by (id of the model, with_sens), kept with their model (see ``_SOLVERS``)
+_KERNELS: dict[tuple[int, bool], tuple[ODEModel, Callable]] = {}
 
 
 def get_likelihood_kernel(model: ODEModel, with_sens: bool = True) -> Callable:
@@ -201,8 +203,8 @@ def get_likelihood_kernel(model: ODEModel, with_sens: bool = True) -> Callable:
         disk_key = cache_key(model, f"likelihood-{with_sens}")
         if disk_key is not None:
             _cache_on_disk(kernel, disk_key)
-        _KERNELS[key] = kernel
-    return _KERNELS[key]
+        _KERNELS[key] = (model, kernel)
+    return _KERNELS[key][1]
 
 
 #: the data inputs after (log_params, log_y0, sigma, observed), in order

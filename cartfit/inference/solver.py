@@ -330,7 +330,9 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
     return solve_batch
 
 
-_SOLVERS: dict[tuple[int, bool], Callable] = {}
+#: compiled solvers by (id of the model, with_sens), each kept with its model so that the id
+#: cannot pass to another model object while the entry exists
+_SOLVERS: dict[tuple[int, bool], tuple[ODEModel, Callable]] = {}
 
 
 def get_batch_solver(model: ODEModel, with_sens: bool = True) -> Callable:
@@ -357,8 +359,8 @@ def get_batch_solver(model: ODEModel, with_sens: bool = True) -> Callable:
         disk_key = cache_key(model, f"solver-{with_sens}")
         if disk_key is not None:
             _cache_on_disk(solve, disk_key)
-        _SOLVERS[key] = solve
-    return _SOLVERS[key]
+        _SOLVERS[key] = (model, solve)
+    return _SOLVERS[key][1]
 
 
 def _cache_on_disk(dispatcher, key: str) -> None:
