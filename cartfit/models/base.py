@@ -57,10 +57,13 @@ class ODEModel:
         Optional allocation-free kernels ``rhs_into(t, y, params, out)``,
         ``jac_into(t, y, params, j_y, j_p)`` and ``rhs_jac_into(t, y, params, out, j_y, j_p)``
         (``j_y``, ``j_p`` zeroed by the caller) computing the same quantities as ``rhs`` and
-        ``jac``. With ``rhs_into`` and either of the others the inference solver uses them
-        (about 2x faster than ``rhs``/``jac`` for small systems; the fused one takes the
-        exponentials of the log states once per stage instead of twice, another 10 %), and
-        ``rhs``/``jac`` must be thin wrappers of them (:func:`pure_kernels`).
+        ``jac``. ``y`` and ``out`` may be longer than the state vector (the solver passes its
+        augmented vector with the sensitivities, unsliced): a kernel reads and writes only
+        entries ``0 .. n_states - 1``. With ``rhs_into`` and either of the others the
+        inference solver uses them (about 2x faster than ``rhs``/``jac`` for small systems;
+        the fused one takes the exponentials of the log states once per stage instead of
+        twice, another 10 %), and ``rhs``/``jac`` must be thin wrappers of them
+        (:func:`pure_kernels`).
     """
 
     name: str
