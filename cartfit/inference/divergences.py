@@ -27,11 +27,7 @@ import pymc as pm
 from pymc.blocking import DictToArrayBijection, RaveledVars
 
 from cartfit.inference.fitfile import DIVERGENCE_NOTE
-from cartfit.inference.likelihood import ODELikelihoodOp
-from cartfit.inference.op import ODESolveOp
-
-#: the Ops that solve the ODE, both with a ``sensitivities`` switch
-SOLVES = (ODESolveOp, ODELikelihoodOp)
+from cartfit.inference.op import SolveOp
 
 #: PyTensor mode of the few evaluations made here (see :func:`locate_divergences`)
 EVAL_MODE = "FAST_COMPILE"
@@ -70,7 +66,7 @@ def without_sensitivities(output):
     replace = {}
     for var in ancestors(output if isinstance(output, list) else [output]):
         node = var.owner
-        if node is not None and isinstance(node.op, SOLVES) and node.op.sensitivities:
+        if node is not None and isinstance(node.op, SolveOp) and node.op.sensitivities:
             op = type(node.op)(node.op.model_name, node.op.growth, node.op.rtol, node.op.atol,
                                node.op.max_steps, sensitivities=False)  # fmt: skip
             replace.update(zip(node.outputs, op(*node.inputs), strict=True))

@@ -52,8 +52,14 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 
-from cartfit.inference.solver import JIT, STATUS_OK, cache_key, get_batch_solver
-from cartfit.models import get_model
+from cartfit.inference.op import SolveOp
+from cartfit.inference.solver import (
+    JIT,
+    STATUS_OK,
+    cache_key,
+    compiled_for,
+    get_batch_solver,
+)
 from cartfit.models.base import ODEModel
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -189,22 +195,9 @@ def _make_kernel(model: ODEModel, with_sens: bool) -> Callable:
     return kernel
 
 
-#: compiled kernels by (id of the model, with_sens), kept with their model (see ``_SOLVERS``)
-_KERNELS: dict[tuple[int, bool], tuple[ODEModel, Callable]] = {}
-
-
 def get_likelihood_kernel(model: ODEModel, with_sens: bool = True) -> Callable:
     """The compiled kernel of :class:`ODELikelihoodOp` for ``model`` (cached)."""
-    from cartfit.inference.solver import _cache_on_disk
-
-    key = (id(model), with_sens)
-    if key not in _KERNELS:
-        kernel = _make_kernel(model, with_sens)
-        disk_key = cache_key(model, f"likelihood-{with_sens}")
-        if disk_key is not None:
-            _cache_on_disk(kernel, disk_key)
-        _KERNELS[key] = (model, kernel)
-    return _KERNELS[key][1]
+    return compiled_for(model, with_sens, "likelihood", _make_kernel)
 
 
 #: the data inputs after (log_params, log_y0, sigma, observed), in order
@@ -224,26 +217,10 @@ _INT_INPUTS = {"n_times", "subject_idx", "time_idx", "analyte_idx"}
 _BOOL_INPUTS = {"blq", "pre"}
 
 
-class ODELikelihoodOp(Op):
+class ODELikelihoodOp(SolveOp):
     """Rows' log-likelihood, predictions and row Jacobians from one compiled pass (see the
     module). ``sensitivities=False``: values only (zero Jacobians), from the solve without
     sensitivities that the analyses use."""
-
-    __props__ = ("model_name", "growth", "rtol", "atol", "max_steps", "sensitivities")
-
-    def __init__(
-        self, model_name, growth, rtol=1e-6, atol=1e-6, max_steps=2_000, sensitivities=True
-    ):
-        self.model_name = model_name
-        self.growth = growth
-        self.rtol = float(rtol)
-        self.atol = float(atol)
-        self.max_steps = int(max_steps)
-        self.sensitivities = bool(sensitivities)
-
-    @property
-    def model(self) -> ODEModel:
-        return get_model(self.model_name, self.growth)
 
     def make_node(self, log_params, log_y0, sigma, observed, *layout):
         if len(layout) != len(LAYOUT):
@@ -360,37 +337,13 @@ def _numba_funcify_likelihood(op, node=None, **kwargs):
     rtol, atol, max_steps = op.rtol, op.atol, op.max_steps
 
     @numba.njit(error_model="numpy")
-    def ode_likelihood(
-        log_params,
-        log_y0,
-        sigma,
-        observed,
-        times,
-        n_times,
-        weights,
-        tumor_weights,
-        subject_idx,
-        time_idx,
-        analyte_idx,
-        t_obs,
-        blq,
-        pre,
-    ):
+    def ode_likelihood(log_params, log_y0, sigma, *data):
+        # ``data``: observed and the LAYOUT arrays, in the Op's input order
         return kernel(
             np.ascontiguousarray(log_params),
             np.ascontiguousarray(log_y0),
             np.ascontiguousarray(sigma),
-            observed,
-            times,
-            n_times,
-            weights,
-            tumor_weights,
-            subject_idx,
-            time_idx,
-            analyte_idx,
-            t_obs,
-            blq,
-            pre,
+            *data,
             rtol,
             atol,
             max_steps,

@@ -28,14 +28,13 @@ from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
 
 from cartfit.inference.solver import get_batch_solver
 from cartfit.models import get_model
+from cartfit.models.base import ODEModel
 
 
-class ODESolveOp(Op):
-    """Batch ODE solve with forward sensitivities for a registered model.
-
-    ``sensitivities=False`` makes the Python implementation (``perform``) solve without them
-    and return zeros in their place, with the solver that the analyses use
-    (:func:`cartfit.inference.predict.solve_draws`): for evaluations that need no gradient."""
+class SolveOp(Op):
+    """An Op that solves a registered model's ODE: its name, growth law, solver tolerances and
+    step limit, and whether the forward sensitivities are solved (the props of every such Op,
+    so :func:`cartfit.inference.divergences.without_sensitivities` can rebuild any of them)."""
 
     __props__ = ("model_name", "growth", "rtol", "atol", "max_steps", "sensitivities")
 
@@ -56,8 +55,16 @@ class ODESolveOp(Op):
         self.sensitivities = bool(sensitivities)
 
     @property
-    def model(self):
+    def model(self) -> ODEModel:
         return get_model(self.model_name, self.growth)
+
+
+class ODESolveOp(SolveOp):
+    """Batch ODE solve with forward sensitivities for a registered model.
+
+    ``sensitivities=False`` makes the Python implementation (``perform``) solve without them
+    and return zeros in their place, with the solver that the analyses use
+    (:func:`cartfit.inference.predict.solve_draws`): for evaluations that need no gradient."""
 
     def make_node(self, log_params, log_y0, times, n_times):
         log_params = pt.as_tensor_variable(log_params, dtype="float64")

@@ -330,9 +330,22 @@ def _make_batch_solver(model: ODEModel, with_sens: bool):
     return solve_batch
 
 
-#: compiled solvers by (id of the model, with_sens), each kept with its model so that the id
-#: cannot pass to another model object while the entry exists
-_SOLVERS: dict[tuple[int, bool], tuple[ODEModel, Callable]] = {}
+#: compiled functions by (what, id of the model, with_sens), each kept with its model so that
+#: the id cannot pass to another model object while the entry exists
+_COMPILED: dict[tuple[str, int, bool], tuple[ODEModel, Callable]] = {}
+
+
+def compiled_for(model: ODEModel, with_sens: bool, what: str, make: Callable) -> Callable:
+    """``make(model, with_sens)``, built once per process and model and cached on disk under
+    :func:`cache_key` (``what`` names the function: the solver, the likelihood kernel)."""
+    key = (what, id(model), with_sens)
+    if key not in _COMPILED:
+        fn = make(model, with_sens)
+        disk_key = cache_key(model, f"{what}-{with_sens}")
+        if disk_key is not None:
+            _cache_on_disk(fn, disk_key)
+        _COMPILED[key] = (model, fn)
+    return _COMPILED[key][1]
 
 
 def get_batch_solver(model: ODEModel, with_sens: bool = True) -> Callable:
@@ -353,14 +366,7 @@ def get_batch_solver(model: ODEModel, with_sens: bool = True) -> Callable:
         (last axis empty when ``with_sens`` is false).
     status : (n_subjects,) 0 = solved, 1 = failed.
     """
-    key = (id(model), with_sens)
-    if key not in _SOLVERS:
-        solve = _make_batch_solver(model, with_sens)
-        disk_key = cache_key(model, f"solver-{with_sens}")
-        if disk_key is not None:
-            _cache_on_disk(solve, disk_key)
-        _SOLVERS[key] = (model, solve)
-    return _SOLVERS[key][1]
+    return compiled_for(model, with_sens, "solver", _make_batch_solver)
 
 
 def _cache_on_disk(dispatcher, key: str) -> None:

@@ -277,11 +277,12 @@ def test_divergences_are_located_at_the_observation_whose_term_jumps(tiny_cohort
     # sampler's, in the same raveled layout) gives the same answer
     from pytensor.graph.traversal import ancestors
 
-    from cartfit.inference.divergences import SOLVES, without_sensitivities
+    from cartfit.inference.divergences import without_sensitivities
+    from cartfit.inference.op import SolveOp
 
     values = without_sensitivities(pm_model.logp(vars=[pm_model["y"]], sum=False)[0])
     ops = [v.owner.op for v in ancestors([values])
-           if v.owner is not None and isinstance(v.owner.op, SOLVES)]  # fmt: skip
+           if v.owner is not None and isinstance(v.owner.op, SolveOp)]  # fmt: skip
     assert ops and not any(op.sensitivities for op in ops)
     fn = pm_model.logp_dlogp_function(ravel_inputs=True)
     fn.set_extra_values({})
