@@ -73,21 +73,18 @@ def partial_weights(var: np.ndarray, omega_hat: np.ndarray, log_theta, loc) -> n
     return ratio / (1.0 + ratio)
 
 
-def recentre(pm_model: pm.Model, info, subj_idx: np.ndarray, l_subj: np.ndarray, x: np.ndarray):
-    r"""New weights (:func:`partial_weights`) from the subject factors ``l_subj`` (n_subjects,
-    k, k; :math:`L_i L_i^\top = D_i^{-1}`, see :class:`cartfit.inference.whiten.Factors`) of
-    the negative Hessian at ``x`` (raveled unconstrained coordinates laid out by ``info``,
-    subject coordinates ``subj_idx``), and ``x`` mapped to them:
-    :math:`v' = a' m + \omega^{a' - a}(v - a m)` keeps every :math:`\theta`. Sets the weights'
-    shared variable; returns (weights, x')."""
-    c: Centring = pm_model.cartfit_centring
-    old = np.asarray(c.weights.get_value(), float)
+def _eta_offset(info) -> int:
     offset = 0
     for name, _, size, _ in info:
         if name == ETA:
-            break
+            return offset
         offset += size
-    cols = [int(np.flatnonzero(subj_idx[0] == offset + j)[0]) for j in range(old.shape[1])]
+    raise ValueError("the model has no subject effects (eta)")
+
+
+def _loc_omega(pm_model: pm.Model, info, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`m` and :math:`\omega` at the raveled point ``x``."""
+    c: Centring = pm_model.cartfit_centring
     fn = pm_model.compile_fn(
         pm_model.replace_rvs_by_values([c.loc, c.omega]),
         inputs=pm_model.value_vars,
@@ -97,11 +94,38 @@ def recentre(pm_model: pm.Model, info, subj_idx: np.ndarray, l_subj: np.ndarray,
     )
     point = DictToArrayBijection.rmap(RaveledVars(x, info))
     loc, omega = (np.asarray(v, float) for v in fn(**point))
+    return loc, omega
+
+
+def reweight(pm_model: pm.Model, info, x: np.ndarray, new: np.ndarray) -> np.ndarray:
+    r"""``x`` (raveled, under the weights :math:`a` now set) mapped to the weights ``new``,
+    :math:`v' = a' m + \omega^{a' - a}(v - a m)`, which keeps every :math:`\theta`; sets the
+    weights' shared variable to ``new``."""
+    c: Centring = pm_model.cartfit_centring
+    old = np.asarray(c.weights.get_value(), float)
+    new = np.broadcast_to(np.asarray(new, float), old.shape)
+    loc, omega = _loc_omega(pm_model, info, x)
+    offset = _eta_offset(info)
+    eta = x[offset : offset + old.size].reshape(old.shape)
+    x = np.array(x, dtype=float)
+    x[offset : offset + old.size] = (new * loc + omega ** (new - old) * (eta - old * loc)).ravel()
+    c.weights.set_value(np.array(new))
+    return x
+
+
+def recentre(pm_model: pm.Model, info, subj_idx: np.ndarray, l_subj: np.ndarray, x: np.ndarray):
+    r"""New weights (:func:`partial_weights`) from the subject factors ``l_subj`` (n_subjects,
+    k, k; :math:`L_i L_i^\top = D_i^{-1}`, see :class:`cartfit.inference.whiten.Factors`) of
+    the negative Hessian at ``x`` (raveled unconstrained coordinates laid out by ``info``,
+    subject coordinates ``subj_idx``), and ``x`` mapped to them (:func:`reweight`). Sets the
+    weights' shared variable; returns (weights, x')."""
+    c: Centring = pm_model.cartfit_centring
+    old = np.asarray(c.weights.get_value(), float)
+    offset = _eta_offset(info)
+    cols = [int(np.flatnonzero(subj_idx[0] == offset + j)[0]) for j in range(old.shape[1])]
+    loc, omega = _loc_omega(pm_model, info, x)
     cov = np.einsum("sij,sij->si", l_subj, l_subj)[:, cols]  # diagonal of L_i L_i^T
     eta = x[offset : offset + old.size].reshape(old.shape)
     log_theta = loc + omega ** (1.0 - old) * (eta - old * loc)
     new = partial_weights(omega ** (2.0 * (1.0 - old)) * cov, omega, log_theta, loc)
-    x = np.array(x, dtype=float)
-    x[offset : offset + old.size] = (new * loc + omega ** (new - old) * (eta - old * loc)).ravel()
-    c.weights.set_value(new)
-    return new, x
+    return new, reweight(pm_model, info, x, new)

@@ -8,7 +8,7 @@ from pymc.blocking import DictToArrayBijection, RaveledVars
 
 from cartfit.data import load_cohort
 from cartfit.inference import build_model, prepare
-from cartfit.inference.centring import ETA, partial_weights, recentre
+from cartfit.inference.centring import ETA, partial_weights, recentre, reweight
 from cartfit.inference.whiten import whitened_model
 from cartfit.io import write_cohort
 from cartfit.models import get_model
@@ -78,3 +78,10 @@ def test_recentring_keeps_theta_and_the_density(tmp_path):
     assert changed.min() >= offset and changed.max() < offset + old.size
     jacobian = np.log(omega) * ((1.0 - new) - (1.0 - old))
     np.testing.assert_allclose(logp1 - logp0, jacobian.sum(), rtol=1e-9, atol=1e-9)
+
+    # the non-centred start: to weights 0 and back is the identity, theta unchanged throughout
+    x_nc = reweight(pm_model, info, x_new, 0.0)
+    assert not pm_model.cartfit_centring.weights.get_value().any()
+    np.testing.assert_allclose(at(x_nc)[0], theta0, rtol=1e-12)
+    np.testing.assert_allclose(reweight(pm_model, info, x_nc, new), x_new, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(pm_model.cartfit_centring.weights.get_value(), new)
