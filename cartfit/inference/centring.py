@@ -83,27 +83,32 @@ def _eta_offset(info) -> int:
 
 
 def _loc_omega(pm_model: pm.Model, info, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r""":math:`m` and :math:`\omega` at the raveled point ``x``."""
+    r""":math:`m` and :math:`\omega` at the raveled point ``x`` (the function compiled once
+    per model)."""
     c: Centring = pm_model.cartfit_centring
-    fn = pm_model.compile_fn(
-        pm_model.replace_rvs_by_values([c.loc, c.omega]),
-        inputs=pm_model.value_vars,
-        on_unused_input="ignore",
-        point_fn=False,
-        mode="FAST_COMPILE",
-    )
+    fn = getattr(pm_model, "cartfit_loc_omega", None)
+    if fn is None:
+        fn = pm_model.compile_fn(
+            pm_model.replace_rvs_by_values([c.loc, c.omega]),
+            inputs=pm_model.value_vars,
+            on_unused_input="ignore",
+            point_fn=False,
+            mode="FAST_COMPILE",
+        )
+        pm_model.cartfit_loc_omega = fn
     point = DictToArrayBijection.rmap(RaveledVars(x, info))
     loc, omega = (np.asarray(v, float) for v in fn(**point))
     return loc, omega
 
 
-def reweight(pm_model: pm.Model, info, x: np.ndarray, new: np.ndarray) -> np.ndarray:
-    r"""``x`` (raveled, under the weights :math:`a` now set) mapped to the weights ``new``,
-    :math:`v' = a' m + \omega^{a' - a}(v - a m)`, which keeps every :math:`\theta`; sets the
-    weights' shared variable to ``new``."""
+def reweight(pm_model: pm.Model, info, x: np.ndarray, new, old=None) -> np.ndarray:
+    r"""``x`` (raveled, under the weights :math:`a`: ``old``, by default those now set) mapped
+    to the weights ``new``, :math:`v' = a' m + \omega^{a' - a}(v - a m)`, which keeps every
+    :math:`\theta`; sets the weights' shared variable to ``new``."""
     c: Centring = pm_model.cartfit_centring
-    old = np.asarray(c.weights.get_value(), float)
-    new = np.broadcast_to(np.asarray(new, float), old.shape)
+    shape = np.shape(c.weights.get_value())
+    old = np.broadcast_to(np.asarray(c.weights.get_value() if old is None else old, float), shape)
+    new = np.broadcast_to(np.asarray(new, float), shape)
     loc, omega = _loc_omega(pm_model, info, x)
     offset = _eta_offset(info)
     eta = x[offset : offset + old.size].reshape(old.shape)

@@ -11,7 +11,7 @@ distinct modes were found.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize
@@ -27,6 +27,8 @@ class StartReport:
     log_densities: list[float]
     x: np.ndarray
     n_unconverged: int = 0
+    #: every start's end point, in the order of ``log_densities``
+    points: list[np.ndarray] = field(default_factory=list)
 
     def distinct(self) -> list[tuple[float, int]]:
         """The finite optima more than 1 log-density unit apart, best first, each with the
@@ -46,6 +48,10 @@ class StartReport:
         return len(self.distinct())
 
 
+#: the objective where the log density is not finite
+FAILED = 1e12
+
+
 def multistart(
     logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]],
     x0: np.ndarray,
@@ -62,7 +68,7 @@ def multistart(
     def objective(x):
         logp, grad = logp_dlogp(x)
         if not np.isfinite(logp):
-            return 1e12, np.zeros_like(x)
+            return FAILED, np.zeros_like(x)
         return -float(logp), -np.asarray(grad, dtype=float)
 
     results = []
@@ -71,6 +77,12 @@ def multistart(
         res = optimize.minimize(
             objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
         )
-        results.append((-float(res.fun), res.x, res.nit >= max_iter))
+        logp = -float(res.fun) if res.fun < FAILED else -np.inf  # ended where logp is not finite
+        results.append((logp, res.x, res.nit >= max_iter))
     results.sort(key=lambda r: -r[0])
-    return StartReport([r[0] for r in results], results[0][1], sum(r[2] for r in results))
+    return StartReport(
+        [r[0] for r in results],
+        results[0][1],
+        sum(r[2] for r in results),
+        [r[1] for r in results],
+    )

@@ -145,13 +145,18 @@ def test_sampler_returns_original_variables_and_maps_divergences(pm_model):
     from cartfit.inference.sampling import _map_positions, sample_posterior
 
     settings = FitSettings(chains=1, tune=30, draws=20, n_starts=2, cores=1, progress=False)
+    weights = pm_model.cartfit_centring.weights.get_value().copy()
     sampled = sample_posterior(pm_model, settings)
     post = sampled.idata["posterior"]
     assert "w" not in post.data_vars
     for name in ("mu", "omega_free", "eta", "z0", "sigma", "theta", "log_y0"):
         assert name in post.data_vars, name
     assert post["theta"].dims[2:] == ("subject", "parameter")
-    assert len(sampled.start.log_densities) == 2
+    # two starts in the model's form and two non-centred, ranked by the non-centred density;
+    # the sampler ran with the model's own weights
+    assert len(sampled.start.log_densities) == 4
+    assert sampled.start.log_densities == sorted(sampled.start.log_densities, reverse=True)
+    np.testing.assert_array_equal(pm_model.cartfit_centring.weights.get_value(), weights)
     whitened = whitened_model(pm_model)
     factors = _random_factors(whitened, np.random.default_rng(4))
     w = np.full((1, 2, whitened.n_dim), np.nan)
@@ -209,6 +214,13 @@ def test_multistart_counts_starts_stopped_by_the_iteration_limit():
     full = multistart(logp_dlogp, np.zeros(50), n_starts=3, seed=1, max_iter=400)
     assert full.n_unconverged == 0
     np.testing.assert_allclose(full.x, 1.0, atol=1e-4)
+
+
+def test_multistart_reports_a_start_that_ends_outside_the_support_as_minus_infinity():
+    from cartfit.inference.init import multistart
+
+    report = multistart(lambda x: (-np.inf, np.zeros_like(x)), np.zeros(3), n_starts=2)
+    assert report.log_densities == [-np.inf, -np.inf] and report.n_distinct == 0
 
 
 def test_multistart_groups_optima_within_one_log_density_unit():
