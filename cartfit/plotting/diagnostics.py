@@ -8,6 +8,7 @@ different region (Vehtari et al., Bayesian Anal. 16:667, 2021).
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,14 +36,17 @@ def parameter_diagnostics(tree: xr.DataTree) -> pd.DataFrame:
 
     Quantities: ``theta``, ``log_y0``, ``sigma`` and, in population fits, ``mu``, ``omega`` and
     ``beta_*``, less the entries that are the same in every draw (a shared parameter's zero
-    ``omega``, parameters held fixed), which have no R-hat. Returns ``variable, r_hat,
+    ``omega``, parameters held fixed), which have no R-hat, and the entries whose draws rank
+    exactly as an earlier one's (a shared parameter's ``theta`` of every subject is
+    ``exp(mu)``: one entry, the population one, stands for them). Returns ``variable, r_hat,
     ess_bulk`` sorted by R-hat, worst first.
     """
     from arviz_stats.base import array_stats
 
     post = tree["posterior"]
     names = [v for v in post.data_vars if v in SUMMARY_VARS or str(v).startswith("beta_")]
-    rows = []
+    names.sort(key=lambda v: v in ("theta", "log_y0"))  # population quantities first
+    rows, seen = [], set()
     for name in names:
         da = post[name].transpose("chain", "draw", ...)
         values = np.asarray(da.values, dtype=float)
@@ -53,8 +57,10 @@ def parameter_diagnostics(tree: xr.DataTree) -> pd.DataFrame:
         constant = np.all(flat == flat[:1], axis=0)
         labels = parameter_labels(da)
         for k, label in enumerate(labels):
-            if constant[k]:
+            ranks = hashlib.sha1(np.argsort(flat[:, k], kind="stable").tobytes()).digest()
+            if constant[k] or ranks in seen:
                 continue
+            seen.add(ranks)
             rows.append(
                 {
                     "variable": f"{name}[{label}]" if label else str(name),
@@ -62,7 +68,9 @@ def parameter_diagnostics(tree: xr.DataTree) -> pd.DataFrame:
                     "ess_bulk": float(ess[k]),
                 }
             )
-    return pd.DataFrame(rows).sort_values("r_hat", ascending=False, ignore_index=True)
+    return pd.DataFrame(rows).sort_values(
+        "r_hat", ascending=False, ignore_index=True, kind="stable"
+    )
 
 
 def diagnostics_table(tree: xr.DataTree) -> pd.DataFrame:

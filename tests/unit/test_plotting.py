@@ -329,6 +329,25 @@ def test_parameter_diagnostics_leave_out_entries_held_fixed():
     assert per["r_hat"].notna().all()
 
 
+def test_parameter_diagnostics_list_a_shared_parameter_once():
+    """A shared parameter's theta is exp(mu) for every subject: its draws rank alike, so only
+    the population entry is listed, and the rank plots show distinct quantities."""
+    from cartfit.plotting.diagnostics import parameter_diagnostics
+
+    tree = _fit_tree(seed=3, n_chain=4, n_draw=200, diagnostics=False)
+    post = tree["posterior"]
+    mu = np.random.default_rng(5).normal(size=post["theta"].isel(subject=0).shape)
+    post["mu"] = post["theta"].isel(subject=0).copy(data=mu)
+    shared = np.log(post["theta"].values[:, :, 0, 1])
+    post["mu"].values[..., 1] = shared
+    post["theta"].values[..., 1] = np.exp(shared)[:, :, None]
+    per = parameter_diagnostics(tree)
+    names = get_model("predator_prey", "gompertz").parameter_names
+    listed = per["variable"][per["variable"].str.endswith(f"{names[1]}]")].tolist()
+    assert listed == [f"mu[{names[1]}]"]
+    assert per["variable"].str.endswith(f", {names[0]}]").sum() == len(SUBJECTS)
+
+
 def test_failed_title_is_wrapped_for_bold_type():
     """The red bold title of a failed fit is wrapped to fewer characters per line than a
     regular one (bold capitals run wider and were cut at both edges of a 10-inch figure)."""
