@@ -1,7 +1,8 @@
 """Parameter recovery with the real sampler (nutpie through ``fit_cohort``).
 
-One subject simulated from the fixed true values below (predator–prey, Gompertz growth), and a
-20-subject virtual cohort from ``cartfit simulate``, are fitted as a user would fit them; the
+One subject simulated from the fixed true values below (predator–prey, Gompertz growth), and
+five 20-subject virtual cohorts from the simulator behind ``cartfit simulate``, are fitted as a
+user would fit them; the
 true values must lie in the posterior 90 % intervals at about the nominal rate. The fitted
 parameters are in the fit's own scaled units (measured values divided by each analyte's
 reference level in the data), so the truths are converted with the exponents of
@@ -12,19 +13,24 @@ simulation's and ``F`` the fit's scales.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from cartfit.analysis import compare_fits
 from cartfit.inference import FitSettings, fit_cohort
 from cartfit.inference.predict import load_fit
 from cartfit.io import write_cohort
 from cartfit.models import get_model
-from cartfit.simulate import CohortDesign, population_for, simulate_cohort, simulate_observations
+from cartfit.simulate import (
+    CohortDesign,
+    population_for,
+    simulate_observations,
+    simulate_tables,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +52,15 @@ VISITS = {
     "car_t": [0, 1, 4, 7, 10, 14, 21, 28, 42, 56, 90, 120, 180, 240, 300, 365],
 }
 SETTINGS = FitSettings(chains=4, tune=1000, draws=1000, seed=31, cores=2, progress=False)
-POPULATION_SEED = 5  # cartfit simulate --subjects 20 --seed 5
+#: simulated cohorts of the population test, N_POPULATION subjects each, from the simulator's
+#: population without its latent class of low-fitness products (15 %, proliferation x 0.12):
+#: the fitted population model has no such class, and a recovery test checks the inference
+#: under the model it fits
+POPULATION_SEEDS = (5, 6, 7, 8, 9)
+N_POPULATION = 20
+MAX_MISSES = 6
+POPULATION = dataclasses.replace(population_for(get_model("predator_prey", "gompertz")),
+                                 low_fitness_fraction=0.0)  # fmt: skip
 #: 4 chains x 500/500 on 2 cores keeps the population fit within the ~10 min budget of a slow test
 POPULATION_SETTINGS = FitSettings(chains=4, tune=500, draws=500, seed=32, cores=2, progress=False)
 
@@ -139,41 +153,51 @@ def test_wrong_growth_law_loses(one_subject):
 
 
 @pytest.fixture(scope="module")
-def population_fit(tmp_path_factory):
-    root = tmp_path_factory.mktemp("population")
-    cohort = simulate_cohort(
-        MODEL, GROWTH, n_subjects=20, seed=POPULATION_SEED, out=root / "cohort"
-    )
-    out = root / "population.nc"
-    fit_cohort(
-        cohort, model=MODEL, growth=GROWTH, population=True, out=out, settings=POPULATION_SETTINGS
-    )
-    return {"cohort": cohort, "fit": out}
-
-
-def test_population_typical_values_in_90_percent_intervals(population_fit):
-    """The five population typical values ``mu`` (log medians of a 4-1BB subject, the
-    covariate's reference level): at most one outside its 90 % interval.
-
-    Under exact calibration the misses are Binomial(5, 0.1): none or one with probability 0.92.
-    The simulated population is a little richer than the fitted one — 15 % of subjects carry a
-    low-fitness product (proliferation x 0.12) that the log-normal hierarchy absorbs into
-    ``mu`` and ``omega`` of the proliferation rate — so one miss is allowed; a wrong unit
-    scaling or a broken hierarchy moves several typical values.
-    """
-    tree = load_fit(population_fit["fit"])
-    truth_yaml = yaml.safe_load((population_fit["cohort"] / "truth.yaml").read_text())
-    pop = truth_yaml["population"]
+def population_fits(tmp_path_factory):
+    """One fit per seed of :data:`POPULATION_SEEDS`: ``(name, truth, q05, q95)`` of each
+    typical value, and the fit's convergence problems."""
+    spec = POPULATION
+    dims = {k: tuple(v) for k, v in spec.dims.items()}
     design = CohortDesign()
-    scales = _fit_scales(tree)
-    dims = {k: tuple(v) for k, v in pop["dims"].items()}
-    mu = tree["posterior"]["mu"]
-    report = {}
-    for j, name in enumerate(mu.coords["parameter"].values.tolist()):
-        true = np.log(_to_fit_units(name, pop["typical_4-1BB"][name], dims, design, scales))
-        report[name] = (true, *_interval(mu.values[:, :, j]))
-    outside = [q for q, (t, lo, hi) in report.items() if not lo <= t <= hi]
-    problems = json.loads(tree.attrs["diagnostics"])["problems"]
-    assert len(outside) <= 1, (
-        f"typical values outside 90 % intervals: {outside}; {report}; sampler: {problems}"
+    rows, problems = [], {}
+    for seed in POPULATION_SEEDS:
+        root = tmp_path_factory.mktemp(f"population{seed}")
+        obs, subjects, _ = simulate_tables(MODEL, GROWTH, N_POPULATION, seed, population=spec,
+                                           design=design)  # fmt: skip
+        cols = ["subject", "time", "analyte", "value", "unit", "lloq", "blq"]
+        cohort = write_cohort(root / "cohort", obs[cols], subjects)
+        out = root / "population.nc"
+        fit_cohort(cohort, model=MODEL, growth=GROWTH, population=True, out=out,
+                   settings=POPULATION_SETTINGS)  # fmt: skip
+        tree = load_fit(out)
+        scales = _fit_scales(tree)
+        mu = tree["posterior"]["mu"]
+        for j, name in enumerate(mu.coords["parameter"].values.tolist()):
+            true = np.log(_to_fit_units(name, spec.typical[name], dims, design, scales))
+            rows.append((seed, name, true, *_interval(mu.values[:, :, j])))
+        problems[seed] = json.loads(tree.attrs["diagnostics"])["problems"]
+    table = pd.DataFrame(rows, columns=["seed", "parameter", "truth", "q05", "q95"])
+    table["inside"] = (table["q05"] <= table["truth"]) & (table["truth"] <= table["q95"])
+    return {"table": table, "problems": problems}
+
+
+def test_population_typical_values_in_90_percent_intervals(population_fits):
+    """The five population typical values ``mu`` (log medians of a 4-1BB subject, the
+    covariate's reference level) of :data:`N_POPULATION`-subject cohorts simulated from the
+    fitted model, one per seed of :data:`POPULATION_SEEDS`: at most :data:`MAX_MISSES` of the
+    25 truths outside their 90 % intervals.
+
+    Under exact calibration the misses are Binomial(25, 0.1): mean 2.5, and more than 6 with
+    probability 0.009, so the test fails for a miscalibrated fit (a wrong unit scaling or a
+    broken hierarchy moves several typical values in every cohort), not by chance. One cohort
+    is not enough: its 20 subjects are a sample, and with seed 5 the 4-1BB subjects' CAR T
+    death rates averaged 0.21 above the typical value (1.9 standard errors of a 10-subject
+    mean), which put two of five truths just outside (the subjects' own death rates were
+    recovered within -0.06 to +0.12 on the log scale, their median 0.04 above).
+    """
+    table = population_fits["table"]
+    misses = table[~table["inside"]]
+    assert len(misses) <= MAX_MISSES, (
+        f"{len(misses)} of {len(table)} typical values outside their 90 % intervals:\n"
+        f"{table.to_string()}\nsampler: {population_fits['problems']}"
     )
