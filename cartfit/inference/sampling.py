@@ -146,7 +146,8 @@ def large_cohort_geometry(pm_model: pm.Model, settings) -> bool:
     the spread of CAR T death: a funnel; diagonal mass matrix) and its exponential fit from
     R-hat 1.008 to 2.0-3.4 (low-rank or diagonal mass matrix; chains settling on different
     orbits of the Lotka–Volterra system around the sharper optimum): small cohorts keep
-    L-BFGS's best start and 0/1 centring. Models differ, so ``large_cohort=True`` (``cartfit
+    the best L-BFGS start of both forms (:func:`both_forms_start`) and 0/1 centring.
+    Models differ, so ``large_cohort=True`` (``cartfit
     fit --large-cohort``) asks for it at any size: data/example's escape/Gompertz population
     (16 subjects, 4 x 1000/1000, target accept 0.98, depth 6) went from max R-hat 1.095 and min
     bulk ESS 36 to 1.021 and 268 with it (the centring weights did it: the Newton steps alone
