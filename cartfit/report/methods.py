@@ -106,6 +106,22 @@ def _other_priors() -> str:
     return H.table(pd.DataFrame(rows, columns=["constant", "value", "meaning"]))
 
 
+#: how every fit is sampled (cartfit.inference.sampling), for the methods page
+SAMPLING_STEPS = (
+    "Before sampling, L-BFGS maximises the log posterior density from several starts (the "
+    "'optimiser starts' below; a population fit without the large-cohort geometry runs them "
+    "twice, with the "
+    "subject effects written as sampled and all non-centred, and ranks the optima by the "
+    "non-centred density, since the centred joint mode is degenerate; with the large-cohort "
+    "geometry, damped Newton steps carry the best start to its optimum and each subject "
+    "effect gets its own centring weight). The sampler then moves in coordinates whitened by "
+    "the Laplace approximation at the best optimum (a linear change of variables: the "
+    "posterior is unchanged), each chain starting at its own corner of the unit cube there, "
+    "with nutpie's mass-matrix adaptation on top. Every divergent transition is located at "
+    "the observation whose likelihood term jumps across it (see the fit's notes)."
+)
+
+
 def _fits_table(paths: Sequence[Path], attrs: Sequence[dict[str, str]]) -> str:
     rows = []
     for path, a in zip(paths, attrs, strict=True):
@@ -118,7 +134,13 @@ def _fits_table(paths: Sequence[Path], attrs: Sequence[dict[str, str]]) -> str:
             "mode": a.get("mode", ""), "subjects": len(_json(a, "subjects", [])),
             "likelihood": s.get("likelihood", ""), "chains": s.get("chains", ""),
             "tune": s.get("tune", ""), "draws": s.get("draws", ""),
-            "target_accept": s.get("target_accept", ""), "seed": a.get("seed", ""),
+            "target_accept": s.get("target_accept", ""),
+            "max tree depth": s.get("max_treedepth", ""),
+            "mass matrix": {True: "low-rank", False: "diagonal"}.get(
+                s.get("low_rank_mass_matrix"), ""),
+            "optimiser starts": s.get("n_starts", ""),
+            "large-cohort geometry": s.get("large_cohort", ""),
+            "seed": a.get("seed", ""),
             "ODE tolerance": f"{s.get('rtol', '')}",
             "converged": not d.get("problems", ["unknown"]),
         })
@@ -177,6 +199,7 @@ def methods_html(fits: Sequence[str | os.PathLike[str]],
     samplers = sorted({a.get("sampler", "") for a in attrs})
     out.append(f"<p>Sampler: {H.esc(', '.join(samplers))}. Convergence checks: R-hat ≤ 1.01, "
                "bulk ESS ≥ 400, no divergent transitions, E-BFMI ≥ 0.3.</p>")
+    out.append(f"<p>{H.esc(SAMPLING_STEPS)}</p>")
     out.append(_fits_table(paths, attrs))
     out.append("<h3>Software</h3>")
     software = _json(first, "software", {})

@@ -169,6 +169,10 @@ def test_methods_page_states_equations_priors_software_and_data(tmp_path: Path):
     assert "Beal M3" in html
     others = html[html.index("Other priors"):html.index("Sampler and settings")]
     assert others.count("<tr>") >= 4  # header and the inference-level prior settings
+    sampler = html[html.index("Sampler and settings"):html.index("<h3>Software")]
+    for heading in ("max tree depth", "mass matrix", "optimiser starts", "large-cohort geometry"):
+        assert f">{heading}</th>" in sampler, heading
+    assert "Laplace approximation" in sampler and "non-centred density" in sampler
 
 
 def test_html_helpers_escape_and_render_math():
