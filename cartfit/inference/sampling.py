@@ -170,7 +170,7 @@ def both_forms_start(
     optima; L-BFGS, on the other hand, reaches better optima in the model's form where the data
     pin the subjects down: on a simulated 20-subject cohort its best start had a non-centred
     log density of -148.9 against -234.7 from the non-centred starts, and sampling from the
-    latter failed (max R-hat 1.44, against 1.01 from the former)."""
+    latter failed (max R-hat 1.44, against at most 1.01 from the former)."""
     weights = np.array(pm_model.cartfit_centring.weights.get_value(), float)
     own = multistart(logp_dlogp, x0, n_starts, seed)
     points = [reweight(pm_model, info, x, 0.0, old=weights) for x in own.points]
