@@ -244,9 +244,8 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     if start_point is not None:
         loc = _raveled(pm_model, start_point, info)
     elif n_starts > 0:
-        if centring is not None and not large:
+        if centring is not None and not large:  # ends with the model's weights set again
             start = both_forms_start(pm_model, info, logp_dlogp, loc, n_starts, settings.seed)
-            compiled = compiled.with_data(**{WEIGHTS: centring.weights.get_value()})
         else:
             start = multistart(logp_dlogp, loc, n_starts, settings.seed)
         loc = start.x

@@ -57,8 +57,10 @@ def parameter_diagnostics(tree: xr.DataTree) -> pd.DataFrame:
         constant = np.all(flat == flat[:1], axis=0)
         labels = parameter_labels(da)
         for k, label in enumerate(labels):
+            if constant[k]:
+                continue
             ranks = hashlib.sha1(np.argsort(flat[:, k], kind="stable").tobytes()).digest()
-            if constant[k] or ranks in seen:
+            if ranks in seen:
                 continue
             seen.add(ranks)
             rows.append(

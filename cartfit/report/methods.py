@@ -110,15 +110,14 @@ def _other_priors() -> str:
 SAMPLING_STEPS = (
     "Before sampling, L-BFGS maximises the log posterior density from several starts (the "
     "'optimiser starts' below; a population fit without the large-cohort geometry runs them "
-    "twice, with the "
-    "subject effects written as sampled and all non-centred, and ranks the optima by the "
-    "non-centred density, since the centred joint mode is degenerate; with the large-cohort "
-    "geometry, damped Newton steps carry the best start to its optimum and each subject "
-    "effect gets its own centring weight). The sampler then moves in coordinates whitened by "
-    "the Laplace approximation at the best optimum (a linear change of variables: the "
-    "posterior is unchanged), each chain starting at its own corner of the unit cube there, "
-    "with nutpie's mass-matrix adaptation on top. Every divergent transition is located at "
-    "the observation whose likelihood term jumps across it (see the fit's notes)."
+    "twice, with the subject effects written as sampled and all non-centred, and ranks the "
+    "optima by the non-centred density, since the centred joint mode is degenerate; with the "
+    "large-cohort geometry, damped Newton steps carry the best start to its optimum and each "
+    "subject effect gets its own centring weight). The sampler then moves in coordinates "
+    "whitened by the Laplace approximation at the best optimum (a linear change of variables: "
+    "the posterior is unchanged), each chain starting at its own corner of the unit cube there,"
+    " with nutpie's mass-matrix adaptation on top. Every divergent transition is located at the"
+    " observation whose likelihood term jumps across it (see the fit's notes)."
 )
 
 
