@@ -36,6 +36,8 @@ class Diagnostics:
     notes: list[str] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
     divergences: list[dict] = field(default_factory=list)
+    #: :func:`cartfit.inference.stiffness.locate_stiffness` rows, when trees hit the depth cap
+    stiffness: list[dict] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
@@ -56,6 +58,7 @@ class Diagnostics:
                 "notes": self.notes,
                 "multistart_log_densities": self.starts,
                 "divergences": self.divergences,
+                "stiffness": self.stiffness,
                 "worst": worst[["variable", "r_hat", "ess_bulk"]].to_dict("records"),
             }
         )

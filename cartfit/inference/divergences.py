@@ -73,6 +73,31 @@ def without_sensitivities(output):
     return graph_replace(output, replace, strict=False) if replace else output
 
 
+def pointwise_terms(pm_model: pm.Model) -> tuple[Callable, list[str]]:
+    """A function of the raveled unconstrained coordinates returning every observation's
+    log-likelihood term and prediction (log, scaled units), and the coordinates' labels.
+
+    A handful of evaluations: PyTensor's Python linker (1.6 s to build, ~20 ms per call on 20
+    subjects) instead of numba, whose just-in-time compilation took 20 s in every process."""
+    ip = pm_model.initial_point()
+    info = DictToArrayBijection.map({v.name: ip[v.name] for v in pm_model.value_vars})
+    terms = pm_model.compile_fn(
+        without_sensitivities(
+            [pm_model.logp(vars=[pm_model["y"]], sum=False)[0], pm_model["mu_obs"]]
+        ),
+        inputs=pm_model.value_vars,
+        on_unused_input="ignore",
+        point_fn=False,
+        mode=EVAL_MODE,
+    )
+
+    def pointwise(x):
+        point = DictToArrayBijection.rmap(RaveledVars(np.asarray(x, float), info.point_map_info))
+        return tuple(np.asarray(v, float) for v in terms(**{k: point[k] for k in point}))
+
+    return pointwise, _coordinate_names(pm_model, info)
+
+
 def locate_divergences(
     pm_model: pm.Model, sample_stats, obs: pd.DataFrame, logp_dlogp: Callable | None = None
 ) -> pd.DataFrame:
@@ -92,34 +117,16 @@ def locate_divergences(
     ends = np.asarray(sample_stats["divergence_end"])
     if not diverging.any():
         return pd.DataFrame(columns=cols)
-    # a handful of evaluations: PyTensor's Python linker (1.6 s to build, ~20 ms per call on 20
-    # subjects) instead of numba, whose just-in-time compilation took 20 s in every process
-    ip = pm_model.initial_point()
-    info = DictToArrayBijection.map({v.name: ip[v.name] for v in pm_model.value_vars})
     if logp_dlogp is None:
         fn = pm_model.logp_dlogp_function(ravel_inputs=True, mode=EVAL_MODE)
         fn.set_extra_values({})
         logp_dlogp = fn
-    labels = _coordinate_names(pm_model, info)
-    terms = pm_model.compile_fn(
-        without_sensitivities(
-            [pm_model.logp(vars=[pm_model["y"]], sum=False)[0], pm_model["mu_obs"]]
-        ),
-        inputs=pm_model.value_vars,
-        on_unused_input="ignore",
-        point_fn=False,
-        mode=EVAL_MODE,
-    )
-
-    def pointwise(x):
-        """Log-likelihood terms and predictions (log, scaled units) of every observation."""
-        point = DictToArrayBijection.rmap(RaveledVars(x, info.point_map_info))
-        return tuple(np.asarray(v, float) for v in terms(**{k: point[k] for k in point}))
-
+    pointwise, labels = pointwise_terms(pm_model)
+    n_coords = len(labels)
     rows = []
     for c, d in zip(*np.nonzero(diverging), strict=True):
         x0, x1 = starts[c, d], ends[c, d]
-        if x0 is None or x1 is None or np.size(x0) != info.data.size:
+        if x0 is None or x1 is None or np.size(x0) != n_coords:
             continue
         x0, x1 = np.asarray(x0, float), np.asarray(x1, float)
         if not (np.all(np.isfinite(x0)) and np.all(np.isfinite(x1))):

@@ -34,6 +34,7 @@ from cartfit.inference.diagnostics import Diagnostics, diagnose
 from cartfit.inference.divergences import POSITION_STATS, divergence_note, locate_divergences
 from cartfit.inference.predict import pointwise_loglik
 from cartfit.inference.sampling import default_starts, large_cohort_geometry, sample_posterior
+from cartfit.inference.stiffness import CAPPED_SHARE, locate_stiffness, stiffness_note
 from cartfit.models import get_model
 from cartfit.models.base import ODEModel
 
@@ -318,6 +319,13 @@ def fit_cohort(
         located = locate_divergences(pm_model, idata["sample_stats"], data.obs, sampled.logp_dlogp)
         diagnostics.divergences = located.to_dict("records")
         note = divergence_note(located, diagnostics.n_divergent)
+        if note:
+            diagnostics.notes.append(note)
+    n_transitions = settings.chains * settings.draws
+    if diagnostics.n_max_treedepth >= CAPPED_SHARE * n_transitions:
+        located = locate_stiffness(pm_model, sampled.x_draws, data.obs, sampled.logp_dlogp)
+        diagnostics.stiffness = located.to_dict("records")
+        note = stiffness_note(located, diagnostics.n_max_treedepth, n_transitions)
         if note:
             diagnostics.notes.append(note)
     t2 = time.perf_counter()

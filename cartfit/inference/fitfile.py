@@ -74,6 +74,8 @@ ROOT_ATTRS = (
 DIVERGENCE_NOTE = "divergences located"
 #: opening words of the note that says which chain disagrees with the others, and where
 CHAIN_NOTE = "chains disagree"
+#: opening words of the note that says which readings make the trees hit the depth cap
+STIFFNESS_NOTE = "depth cap located"
 #: prefix of a comparison table's warning that a fit does not describe the data (see
 #: cartfit.analysis.compare; the report lists these warnings at the top)
 MISFIT_NOTE = "misfit: "

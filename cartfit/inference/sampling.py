@@ -64,6 +64,8 @@ class Sampled:
     seconds: dict[str, float]  # compile, optimise (multi-start and Hessian), sample
     #: the compiled log density and gradient in the original unconstrained coordinates
     logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
+    #: the draws in those coordinates, (chain, draw, coordinate)
+    x_draws: np.ndarray | None = None
 
 
 def _raveled(pm_model: pm.Model, point: dict, info) -> np.ndarray:
@@ -288,7 +290,9 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
         store_divergences=True,
     )
     t3 = time.perf_counter()
-    posterior = tree["posterior"].to_dataset().drop_vars("w")
+    posterior = tree["posterior"].to_dataset()
+    x_draws = whitened.x_of(np.asarray(posterior["w"].values, float), factors)
+    posterior = posterior.drop_vars("w")
     posterior = posterior.drop_dims([d for d in posterior.dims if d.startswith("w_dim")])
     posterior.attrs["sampling_time"] = t3 - t2
     posterior.attrs["tuning_steps"] = settings.tune
@@ -296,4 +300,4 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     stats = _map_positions(tree["sample_stats"].to_dataset(), whitened, factors)
     out = xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
     seconds = {"compile": t1 - t0, "optimise": t2 - t1, "sample": t3 - t2}
-    return Sampled(out, start, seconds, logp_dlogp)
+    return Sampled(out, start, seconds, logp_dlogp, x_draws)

@@ -21,6 +21,7 @@ from cartfit.inference.fitfile import (
     CHAIN_NOTE,
     DIVERGENCE_NOTE,
     MISFIT_NOTE,
+    STIFFNESS_NOTE,
     stored_diagnostics,
 )
 from cartfit.report import html as H
@@ -55,7 +56,8 @@ def fit_problems(attrs: dict[Path, dict[str, str]]) -> list[str]:
             diag = stored_diagnostics(a)
             problems = list(diag.get("problems", []))
             notes = diag.get("notes", [])
-            problems += [n for n in notes if n.startswith((DIVERGENCE_NOTE, CHAIN_NOTE))]
+            located = (DIVERGENCE_NOTE, CHAIN_NOTE, STIFFNESS_NOTE)
+            problems += [n for n in notes if n.startswith(located)]
         except ValueError:
             problems = ["its diagnostics could not be read"]
         if problems:

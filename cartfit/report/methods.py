@@ -117,7 +117,10 @@ SAMPLING_STEPS = (
     "whitened by the Laplace approximation at the best optimum (a linear change of variables: "
     "the posterior is unchanged), each chain starting at its own corner of the unit cube there,"
     " with nutpie's mass-matrix adaptation on top. Every divergent transition is located at the"
-    " observation whose likelihood term jumps across it (see the fit's notes)."
+    " observation whose likelihood term jumps across it (see the fit's notes). When a quarter"
+    " or more of the transitions reach the maximum tree depth, the log density's stiffest"
+    " direction, in units of the posterior's spread, is measured at eight draws and named by"
+    " the reading whose term makes most of its curvature (see the fit's notes)."
 )
 
 

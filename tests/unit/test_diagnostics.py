@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from cartfit.inference.diagnostics import diagnose
-from cartfit.inference.fitfile import CHAIN_NOTE
+from cartfit.inference.fitfile import CHAIN_NOTE, STIFFNESS_NOTE
 from cartfit.report.build import fit_problems
 
 N_CHAINS, N_DRAWS = 4, 400
@@ -102,8 +102,9 @@ def test_entries_held_fixed_are_left_out_of_the_table_without_warnings():
 
 
 @pytest.mark.parametrize("shown", [True, False])
-def test_report_problems_box_shows_the_chain_note(shown):
-    note = f"{CHAIN_NOTE} (chains 0, 1): theta[S2, growth_rate] (R-hat 1.500) per chain 0, 10"
+@pytest.mark.parametrize("opening", [CHAIN_NOTE, STIFFNESS_NOTE])
+def test_report_problems_box_shows_the_chain_and_depth_cap_notes(shown, opening):
+    note = f"{opening} (chains 0, 1): theta[S2, growth_rate] (R-hat 1.500) per chain 0, 10"
     other = "multi-start optimisation found 2 distinct optima"
     diag = {"problems": ["R-hat > 1.01 for 1 quantities (worst 1.500)"],
             "notes": [note if shown else other]}  # fmt: skip
