@@ -89,12 +89,18 @@ def trial_settings(config: Mapping[str, Any], cohort: str, scenario: str) -> dic
     raise CartfitError(f"config: cohort {cohort!r} has no trial scenario {scenario!r}")
 
 
-def sampler_settings(config: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+def sampler_settings(
+    config: Mapping[str, Any], model: str | None = None, growth: str | None = None
+) -> dict[str, Any]:
     """The sampler settings of the chosen ``preset``, with ``model_sampler[model]`` over them
-    when ``model`` is given, and the run's ``seed`` and ``likelihood``."""
+    when ``model`` is given and ``model_sampler["model/growth"]`` over those when ``growth`` is
+    too, and the run's ``seed`` and ``likelihood``."""
     preset = dict(config["presets"][config["preset"]])
+    own = config.get("model_sampler", {})
     if model is not None:
-        preset.update(config.get("model_sampler", {}).get(model, {}))
+        preset.update(own.get(model, {}))
+        if growth is not None:
+            preset.update(own.get(f"{model}/{growth}", {}))
     preset.update(seed=int(config["seed"]), likelihood=config["likelihood"])
     return preset
 

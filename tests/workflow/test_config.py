@@ -29,6 +29,8 @@ def test_shipped_config_is_valid_and_complete():
     assert config["presets"]["full"]["max_treedepth"] == 10  # default filled in
     assert config["presets"]["quick"]["large_cohort"] is None  # geometry chosen by cohort size
     assert config["model_sampler"]["escape"] == {"large_cohort": True, "max_treedepth": 7}
+    exponential = {"max_treedepth": 8, "draws": 2000}
+    assert config["model_sampler"]["predator_prey/exponential"] == exponential
     assert config["exposure"]["window"] == 28
 
 
@@ -80,7 +82,8 @@ BAD = [
     ({"trials": {"scenarios": [{"name": "x", "costim": "CD3"}]}}, "costim", "is not one of"),
     ({"cohort_overrides": {"carrgo": {"seed": 1}}}, "seed", "unexpected"),
     ({"sampler": {"chains": 4}}, "sampler", "unexpected"),
-    ({"model_sampler": {"lotka": {"max_treedepth": 7}}}, "lotka", "is not one of"),
+    ({"model_sampler": {"lotka": {"max_treedepth": 7}}}, "lotka", "does not match"),
+    ({"model_sampler": {"escape/linear": {"max_treedepth": 7}}}, "escape/linear", "does not match"),
     ({"model_sampler": {"escape": {"depth": 7}}}, "depth", "unexpected"),
     ({"model_sampler": {"escape": {"max_treedepth": 20}}}, "max_treedepth", "maximum of 15"),
     (

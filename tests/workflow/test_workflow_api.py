@@ -100,6 +100,12 @@ def test_sampler_and_trial_settings():
     assert escape == {**sampler_settings(CONFIG), "max_treedepth": 7, "large_cohort": True}
     assert sampler_settings(config, "predator_prey") == sampler_settings(CONFIG)
     assert sampler_settings({**config, "preset": "full"}, "escape")["draws"] == 50
+    # a model with one growth law: over the model's own settings, for that law only
+    config["model_sampler"]["escape/logistic"] = {"max_treedepth": 8, "draws": 20}
+    logistic = sampler_settings(config, "escape", "logistic")
+    assert logistic == {**escape, "max_treedepth": 8, "draws": 20}
+    assert sampler_settings(config, "escape", "gompertz") == escape
+    assert sampler_settings(config, "predator_prey", "logistic") == sampler_settings(CONFIG)
     trial = trial_settings(CONFIG, "example", "CD28")
     assert trial == {"scenario": {"name": "CD28", "costim": "CD28"}, "n_subjects": 30, "seed": 11}
     with pytest.raises(CartfitError, match="no trial scenario 'x'"):

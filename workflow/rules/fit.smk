@@ -15,7 +15,9 @@ rule fit:
         runtime=120,
     params:
         cohort_dir="data/{cohort}",
-        sampler=lambda wildcards: sampler_settings(config, wildcards.model),
+        sampler=lambda wildcards: sampler_settings(
+            config, wildcards.model, wildcards.growth
+        ),
     message:
         "Fitting {wildcards.model} / {wildcards.growth} growth to {wildcards.cohort}: {wildcards.unit}"
     script:
