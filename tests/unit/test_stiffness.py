@@ -28,6 +28,8 @@ def test_largest_curvature_of_a_gaussian():
     assert abs(u @ q[:, 3]) == pytest.approx(1.0, rel=1e-6)
     own = np.linalg.cholesky(np.linalg.inv(a))
     assert largest_curvature(grad, x, own)[0] == pytest.approx(1.0, rel=1e-6)
+    # a failed solve next to the draw (a gradient of NaN) leaves the draw out
+    assert largest_curvature(lambda z: np.full(4, np.nan), x, np.eye(4)) is None
 
 
 @pytest.fixture(scope="module")
