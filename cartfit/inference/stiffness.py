@@ -101,11 +101,13 @@ def locate_stiffness(
     n_points: int = N_POINTS,
 ) -> pd.DataFrame:
     """One row per examined draw: ``chain, draw, curvature`` (:math:`\\lambda`), the
-    observation with the largest share of it (``subject, analyte, time, blq, share``) and the
-    coordinate with the largest entry of its direction (``coordinate``). ``x_draws`` are the
+    observation with the largest share of the data's part of it (``subject, analyte, time, blq,
+    share``), the data's part (``data_share``, :math:`\\sum_j c_j / \\lambda`; the rest is the
+    priors' and the population model's) and the coordinate with the largest entry of its
+    direction (``coordinate``). ``x_draws`` are the
     draws in the raveled unconstrained coordinates, shape (chain, draw, n)."""
     cols = ["chain", "draw", "curvature", "subject", "analyte", "time", "blq", "share",
-            "coordinate"]  # fmt: skip
+            "data_share", "coordinate"]  # fmt: skip
     n_chains, n_draws, n = x_draws.shape
     flat = x_draws.reshape(-1, n)
     if flat.shape[0] < 2 or not np.all(np.isfinite(flat)):
@@ -135,6 +137,7 @@ def locate_stiffness(
             "chain": c, "draw": d, "curvature": lam, "subject": str(row["subject"]),
             "analyte": str(row["analyte"]), "time": float(row["time"]), "blq": bool(row["blq"]),
             "share": float(curv[j]) / total if total > 0 else np.nan,
+            "data_share": float(curv.sum()) / lam if lam > 0 else np.nan,
             "coordinate": labels[int(np.argmax(np.abs(v)))],
         })  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
@@ -144,17 +147,34 @@ def stiffness_note(located: pd.DataFrame, n_capped: int, n_transitions: int) -> 
     """One line for the fit's notes: how stiff the posterior is and which readings make it."""
     if located.empty:
         return None
-    where = Counter(
-        f"{r.subject} {r.analyte} day {r.time:g}{' (BLQ)' if r.blq else ''}"
-        for r in located.itertuples()
-    )
-    share = located["share"].median()
-    return (
+    from_data = located["data_share"] >= 0.5
+    one = from_data & (located["share"] >= 0.5)
+    note = (
         f"{STIFFNESS_NOTE} ({n_capped} of {n_transitions} transitions at the cap): at "
         f"{len(located)} posterior draws the log density's stiffest direction curves "
         f"{located['curvature'].median():.3g} times (median; up to "
         f"{located['curvature'].max():.3g}) more sharply than the posterior's overall spread "
         "implies, so the leapfrog steps are short while its widest direction needs long "
-        "trajectories; the reading that makes most of that curvature (median share "
-        f"{share:.0%}): " + ", ".join(f"{k} ×{n}" for k, n in where.most_common(5))
+        "trajectories"
     )
+    if one.any():
+        where = Counter(
+            f"{r.subject} {r.analyte} day {r.time:g}{' (BLQ)' if r.blq else ''}"
+            for r in located[one].itertuples()
+        )
+        note += (
+            f"; at {int(one.sum())} of them one reading makes most of it (median share "
+            f"{located.loc[one, 'share'].median():.0%} of the data's part): "
+            + ", ".join(f"{k} ×{n}" for k, n in where.most_common(5))
+        )
+    for rows, what in (
+        (from_data & ~one, "the data make most of it, spread over many readings"),
+        (~from_data, "the priors and the population model make most of it (e.g. a funnel "
+                     "where a between-subject SD is small)"),
+    ):  # fmt: skip
+        if rows.any():
+            coords = Counter(located.loc[rows, "coordinate"])
+            note += f"; at {int(rows.sum())} {what}, along " + ", ".join(
+                f"{k} ×{n}" for k, n in coords.most_common(3)
+            )
+    return note

@@ -88,7 +88,36 @@ def test_locate_stiffness_names_the_reading_and_the_curvature(cohort):
     assert located.loc[0, "time"] == data.obs["time"].iloc[j]
     assert located.loc[0, "analyte"] == data.obs["analyte"].iloc[j]
     assert located.loc[0, "share"] == pytest.approx(second[j] / second[second > 0].sum(), rel=1e-3)
+    assert located.loc[0, "data_share"] == pytest.approx(second.sum() / lam[-1], rel=1e-2)
     note = stiffness_note(located, 50, 60)
     assert note.startswith("depth cap located (50 of 60 transitions at the cap): at 3 posterior")
-    assert f"P1 {located.loc[0, 'analyte']}" in note
     assert stiffness_note(located.iloc[:0], 50, 60) is None
+
+
+def test_stiffness_note_separates_readings_from_the_population_model():
+    """Draws where one reading makes most of the data's curvature are named by it; the others
+    by the coordinate along which the data, spread over many readings, or the priors and the
+    population model curve."""
+    rows = [
+        ("S01", "car_t", 272.1, False, 0.9, 0.95, "eta[S01, growth_rate]", 40),
+        ("S01", "car_t", 272.1, False, 0.8, 0.7, "eta[S01, growth_rate]", 60),
+        ("S09", "car_t", 373.61, True, 0.6, 0.9, "z0[S09, log_tumor]", 30),
+        ("S05", "tumor", 90.2, False, 0.1, 0.8, "mu[kill_rate]", 12),
+        ("S12", "car_t", 7.18, False, 0.1, 0.05, "omega_free_log__[kill_rate]", 8),
+    ]
+    located = pd.DataFrame(
+        [dict(chain=0, draw=i, curvature=c, subject=s, analyte=a, time=t, blq=b, share=sh,
+              data_share=ds, coordinate=k)
+         for i, (s, a, t, b, sh, ds, k, c) in enumerate(rows)]
+    )  # fmt: skip
+    note = stiffness_note(located, 3000, 4000)
+    assert "curves 30 times (median; up to 60)" in note
+    assert "at 3 of them one reading makes most of it (median share 80% of the data's part): " \
+        "S01 car_t day 272.1 ×2, S09 car_t day 373.61 (BLQ) ×1" in note  # fmt: skip
+    assert "S05" not in note and "S12" not in note
+    assert "at 1 the data make most of it, spread over many readings, along mu[kill_rate] ×1" \
+        in note  # fmt: skip
+    assert "at 1 the priors and the population model make most of it" in note
+    assert note.endswith("along omega_free_log__[kill_rate] ×1")
+    assert "priors" not in stiffness_note(located.iloc[:3], 3000, 4000)
+    assert "reading" not in stiffness_note(located.iloc[4:], 3000, 4000)
