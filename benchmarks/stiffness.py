@@ -48,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     from cartfit.analysis.refit import refit_settings, source_cohort
-    from cartfit.inference.centring import WEIGHTS
     from cartfit.inference.compiled import compile_model
     from cartfit.inference.data import prepare
     from cartfit.inference.fit import build_with_settings
@@ -63,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     subjects = [str(s) for s in tree["posterior"].coords["subject"].values]
     data = prepare(cohort, model, subjects)
     pm_model = build_with_settings(model, data, population, refit_settings(tree))
+    if "centring" in tree["constant_data"]:  # before compiling: the compiled data are copies
+        pm_model.cartfit_centring.weights.set_value(tree["constant_data"]["centring"].values)
     compiled = compile_model(whitened_model(pm_model).model, jitter_rvs=set())
-    if "centring" in tree["constant_data"]:
-        compiled = compiled.with_data(**{WEIGHTS: tree["constant_data"]["centring"].values})
 
     def logp_dlogp(x):
         logp, grad = compiled.logp_func(np.array(x, dtype=float, order="C"))
