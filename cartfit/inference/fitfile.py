@@ -37,7 +37,10 @@ Root attributes (strings; JSON where structured)
 ``model``, ``growth``, ``mode`` (``subject`` | ``population``), ``subjects`` (JSON list),
 ``cartfit_version``, ``data_sha256``, ``cohort`` (folder path), ``seed``, ``sampler``,
 ``settings`` (JSON), ``priors`` (JSON), ``units`` (JSON analyte -> unit), ``cohort_meta`` (JSON of
-cohort.yaml), ``diagnostics`` (JSON summary), ``created`` (ISO time); population fits add
+cohort.yaml), ``diagnostics`` (JSON summary: R-hat, ESS, counts, problems and notes, and the
+rows of :func:`cartfit.inference.divergences.locate_divergences` under ``divergences`` and of
+:func:`cartfit.inference.stiffness.locate_stiffness` under ``stiffness``), ``created`` (ISO
+time); population fits add
 ``covariates``, ``centred_parameters`` (centred before the weights are set from the data) and
 ``fixed_parameters`` (JSON lists; the last held at their prior medians, see
 :func:`cartfit.inference.builder.fixed_parameters`).
