@@ -18,26 +18,6 @@ import argparse
 import sys
 
 import numpy as np
-from pymc.blocking import DictToArrayBijection
-from pymc.logprob.transforms import LogTransform
-
-
-def unconstrained_draws(pm_model, posterior) -> np.ndarray:
-    """The fit's draws as the model's raveled unconstrained vector, (chain, draw, n)."""
-    ip = pm_model.initial_point()
-    info = DictToArrayBijection.map({v.name: ip[v.name] for v in pm_model.value_vars})
-    values = {v.name: v for v in pm_model.value_vars}
-    parts = []
-    for name, _, _, _ in info.point_map_info:
-        rv = pm_model.values_to_rvs[values[name]]
-        draws = np.asarray(posterior[rv.name].values, float)
-        transform = pm_model.rvs_to_transforms.get(rv)
-        if isinstance(transform, LogTransform):
-            draws = np.log(draws)
-        elif transform is not None:
-            raise SystemExit(f"{rv.name}: no inverse here for transform {transform}")
-        parts.append(draws.reshape(draws.shape[0], draws.shape[1], -1))
-    return np.concatenate(parts, axis=-1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from cartfit.inference.data import prepare
     from cartfit.inference.fit import build_with_settings
     from cartfit.inference.predict import fit_model, load_fit
-    from cartfit.inference.stiffness import locate_stiffness, stiffness_note
+    from cartfit.inference.stiffness import locate_stiffness, stiffness_note, unconstrained_draws
     from cartfit.inference.whiten import whitened_model
 
     tree = load_fit(a.fit)

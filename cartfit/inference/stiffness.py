@@ -37,6 +37,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pymc as pm
+from pymc.blocking import DictToArrayBijection
+from pymc.logprob.transforms import LogTransform
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from cartfit.inference.divergences import pointwise_terms
@@ -178,3 +180,24 @@ def stiffness_note(located: pd.DataFrame, n_capped: int, n_transitions: int) -> 
                 f"{k} ×{n}" for k, n in coords.most_common(3)
             )
     return note
+
+
+def unconstrained_draws(pm_model, posterior) -> np.ndarray:
+    """A fit's draws (``posterior``: the free variables by name) as the model's raveled
+    unconstrained vector, (chain, draw, n): the coordinates :func:`locate_stiffness` takes,
+    for a fit read back from its file. The model must carry the weights the fit's subject
+    effects were sampled under (``constant_data`` ``centring``)."""
+    ip = pm_model.initial_point()
+    info = DictToArrayBijection.map({v.name: ip[v.name] for v in pm_model.value_vars})
+    values = {v.name: v for v in pm_model.value_vars}
+    parts = []
+    for name, _, _, _ in info.point_map_info:
+        rv = pm_model.values_to_rvs[values[name]]
+        draws = np.asarray(posterior[rv.name].values, float)
+        transform = pm_model.rvs_to_transforms.get(rv)
+        if isinstance(transform, LogTransform):
+            draws = np.log(draws)
+        elif transform is not None:
+            raise ValueError(f"{rv.name}: no inverse here for transform {transform}")
+        parts.append(draws.reshape(draws.shape[0], draws.shape[1], -1))
+    return np.concatenate(parts, axis=-1)

@@ -152,6 +152,11 @@ def test_sampler_returns_original_variables_and_maps_divergences(pm_model):
     for name in ("mu", "omega_free", "eta", "z0", "sigma", "theta", "log_y0"):
         assert name in post.data_vars, name
     assert post["theta"].dims[2:] == ("subject", "parameter")
+    # the draws in the model's unconstrained coordinates, as the posterior's free variables
+    from cartfit.inference.stiffness import unconstrained_draws
+
+    assert sampled.x_draws.shape == (1, 20, whitened_model(pm_model).n_dim)
+    np.testing.assert_allclose(sampled.x_draws, unconstrained_draws(pm_model, post), atol=1e-10)
     # two starts in the model's form and two non-centred, ranked by the non-centred density;
     # the sampler ran with the model's own weights
     assert len(sampled.start.log_densities) == 4
