@@ -107,11 +107,15 @@ def test_fits_stop_when_the_compiled_model_is_not_the_model(tmp_path):
     names, slices, _ = compiled.shape_info
     mu_obs = slices[list(names).index("mu_obs")]
 
-    def shifted(v):
-        values = np.array(compiled.expand_func(v)[0])
-        values[mu_obs] *= 1.0 + 1e-6
-        return [values]
+    real = compiled.compiled_expand_func.ctypes
 
-    wrong = dataclasses.replace(compiled, expand_func=shifted)
+    class Shifted:  # nutpie's expand callback, with the predicted means off by 1e-6
+        @staticmethod
+        def ctypes(dim, n, x_ptr, out_ptr, user_data):
+            status = real(dim, n, x_ptr, out_ptr, user_data)
+            np.ctypeslib.as_array(out_ptr, shape=(n,))[mu_obs] *= 1.0 + 1e-6
+            return status
+
+    wrong = dataclasses.replace(compiled, compiled_expand_func=Shifted())
     with pytest.raises(CartfitError, match="mu_obs off by"):
         check_against_reference(pm_model, wrong, right, x, info)
