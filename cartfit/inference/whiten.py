@@ -49,9 +49,10 @@ from typing import Any
 import numpy as np
 import pymc as pm
 import pytensor
-import pytensor.tensor as pt
 from pymc.blocking import DictToArrayBijection
 from pytensor.graph.replace import graph_replace
+
+from cartfit.inference.arrow import ArrowMapOp
 
 #: floor on the Hessian eigenvalues: at most this**-0.5 = 3.2 units of x per unit of w
 EIGENVALUE_FLOOR = 0.1
@@ -216,7 +217,6 @@ def whitened_model(pm_model: pm.Model) -> Whitened:
         name: pytensor.shared(value, name=name)
         for name, value in _identity(n, pop_idx, subj_idx).data().items()
     }
-    order = np.concatenate([pop_idx, subj_idx.ravel()])
     free = list(pm_model.free_RVs)
     outputs = [pm_model.logp()] + pm_model.replace_rvs_by_values(
         free + list(pm_model.deterministics)
@@ -224,14 +224,9 @@ def whitened_model(pm_model: pm.Model) -> Whitened:
     names = [rv.name for rv in free] + [d.name for d in pm_model.deterministics]
     with pm.Model(coords=dict(pm_model.coords)) as model:
         w = pm.Flat("w", shape=n)
-        # w is laid out like x (so that with x̂ = 0, L = I, x = w): gather the blocks' parts
-        w_pop, w_subj = w[pop_idx], w[subj_idx]
-        z_pop = pt.dot(shared[POP], w_pop)
-        z_subj = (shared[SUBJECT] * w_subj[:, None, :]).sum(axis=-1) + (
-            shared[COUPLING] * w_pop[None, None, :]
-        ).sum(axis=-1)
-        z = pt.concatenate([z_pop, z_subj.ravel()])
-        x = shared[LOC] + z[np.argsort(order)]
+        # w is laid out like x (so that with x̂ = 0, L = I, x = w); one compiled Op
+        x = ArrowMapOp()(w, shared[LOC], shared[POP], shared[SUBJECT], shared[COUPLING],
+                         pop_idx, subj_idx)  # fmt: skip
         replace, offset = {}, 0
         for value, (_, shape, size, _) in zip(value_vars, raveled.point_map_info, strict=True):
             replace[value] = x[offset : offset + size].reshape(shape)
