@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint clean-venv
+.PHONY: run test test-ci test-slow lint clean-venv
 
 # Find a Python >= 3.12: python3.12, pyenv's 3.12/3.13, then python3 if it is new enough.
 PYTHON_BOOT := $(shell for c in python3.12 python3.13 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null) python3; do \
@@ -27,6 +27,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
+
+# the slow statistical tests that fit CI's time budget (marker `ci`; see pyproject.toml)
+test-ci: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "slow and ci"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q

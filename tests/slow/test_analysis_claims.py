@@ -149,6 +149,7 @@ def test_generating_growth_law_ranks_first(ranking):
     assert (table.iloc[1:]["elpd_diff"] < 0).all(), shown
 
 
+@pytest.mark.ci
 def test_laws_indistinguishable_without_growth_information(flat):
     """Negative control: when the data carry no information on growth, every law is within two
     standard errors of the best (``|elpd_diff| < 2 dse``) and ``indistinguishable`` is true on
@@ -199,6 +200,7 @@ def _metric(exposure: dict, metric: str) -> pd.DataFrame:
     return out
 
 
+@pytest.mark.ci
 @pytest.mark.parametrize("metric", EXPOSURE_METRICS)
 def test_exposure_intervals_cover_truth(exposure, metric):
     """The 90 % interval covers the true metric for at least 80 % of subjects (8 of 10).
@@ -214,6 +216,7 @@ def test_exposure_intervals_cover_truth(exposure, metric):
     assert table["covered"].mean() >= MIN_COVERAGE, table.round(4).to_string()
 
 
+@pytest.mark.ci
 @pytest.mark.parametrize("metric", EXPOSURE_METRICS)
 def test_exposure_posterior_median_close_to_truth(exposure, metric):
     """Median over subjects of |log10(posterior median / truth)| < 0.2 (a factor of 1.6).

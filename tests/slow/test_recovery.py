@@ -32,7 +32,7 @@ from cartfit.simulate import (
     simulate_tables,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]
 
 MODEL, GROWTH, WRONG_GROWTH = "predator_prey", "gompertz", "exponential"
 #: true parameters of the single subject (simulation scaled units: CAR T / 1e4 copies/ug,

@@ -8,7 +8,7 @@ import pytest
 from cartfit.analysis.relapse import branching_rates, branching_relapse, relapse_grid
 from cartfit.simulate.branching import outcome_frequencies, simulate_lineages
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ci]
 
 HORIZONS = (90.0, 180.0, 365.0)
 KEYS = ("p_relapse", "p_relapse_antigen_pos", "p_relapse_antigen_neg", "p_cure")

@@ -254,6 +254,7 @@ def test_refit_leaves_out_exactly_one_row(tmp_path, example_copy, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_kfold_over_subjects_of_a_population_fit(tmp_path, example_copy, monkeypatch):
     """Three subjects, one group each: a population fit and three refits without the held-out
     subject (75 s on an idle core, over 3 min on a shared one, hence slow)."""
