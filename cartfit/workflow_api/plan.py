@@ -89,18 +89,29 @@ def trial_settings(config: Mapping[str, Any], cohort: str, scenario: str) -> dic
     raise CartfitError(f"config: cohort {cohort!r} has no trial scenario {scenario!r}")
 
 
+#: sampler settings where more is more careful: a model's own value raises the preset's and
+#: never lowers it, so that e.g. ``preset=full`` keeps its draws and tree depth for every fit
+EFFORT = ("chains", "tune", "draws", "max_treedepth", "target_accept")
+
+
 def sampler_settings(
     config: Mapping[str, Any], model: str | None = None, growth: str | None = None
 ) -> dict[str, Any]:
     """The sampler settings of the chosen ``preset``, with ``model_sampler[model]`` over them
     when ``model`` is given and ``model_sampler["model/growth"]`` over those when ``growth`` is
-    too, and the run's ``seed`` and ``likelihood``."""
+    too, and the run's ``seed`` and ``likelihood``.
+
+    A model's own :data:`EFFORT` settings take the larger of its value and the preset's (where
+    the preset states one); its other settings (``large_cohort``) replace the preset's."""
     preset = dict(config["presets"][config["preset"]])
     own = config.get("model_sampler", {})
-    if model is not None:
-        preset.update(own.get(model, {}))
-        if growth is not None:
-            preset.update(own.get(f"{model}/{growth}", {}))
+    keys = [model] if model is not None else []
+    if model is not None and growth is not None:
+        keys.append(f"{model}/{growth}")
+    for key in keys:
+        for name, value in own.get(key, {}).items():
+            raise_only = name in EFFORT and name in preset
+            preset[name] = max(preset[name], value) if raise_only else value
     preset.update(seed=int(config["seed"]), likelihood=config["likelihood"])
     return preset
 

@@ -106,6 +106,12 @@ def test_sampler_and_trial_settings():
     assert logistic == {**escape, "max_treedepth": 8, "draws": 20}
     assert sampler_settings(config, "escape", "gompertz") == escape
     assert sampler_settings(config, "predator_prey", "logistic") == sampler_settings(CONFIG)
+    # a model's own settings raise the preset's effort and never lower it (preset=full keeps
+    # its 50 draws and target accept 0.95 where the quick-minded override asks for less)
+    config["model_sampler"]["escape/logistic"] |= {"target_accept": 0.9, "chains": 8}
+    full = sampler_settings({**config, "preset": "full"}, "escape", "logistic")
+    assert (full["draws"], full["target_accept"], full["chains"]) == (50, 0.95, 8)
+    assert full["max_treedepth"] == 8 and full["large_cohort"] is True
     trial = trial_settings(CONFIG, "example", "CD28")
     assert trial == {"scenario": {"name": "CD28", "costim": "CD28"}, "n_subjects": 30, "seed": 11}
     with pytest.raises(CartfitError, match="no trial scenario 'x'"):
