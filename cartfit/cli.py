@@ -156,6 +156,8 @@ def _cmd_trial(args: argparse.Namespace) -> int:
         lymphodepletion=args.lymphodepletion,
         n_subjects=args.subjects,
         seed=args.seed,
+        n_draws=args.draws,
+        per_draw=args.per_draw,
     )
     write_table(table, args.out)
     print(table.to_string(index=False))
@@ -293,7 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dose", type=float, default=None)
     p.add_argument("--costim", choices=("CD28", "4-1BB"), default=None)
     p.add_argument("--lymphodepletion", type=float, default=None)
-    p.add_argument("--subjects", type=int, default=200)
+    p.add_argument(
+        "--subjects",
+        type=int,
+        default=200,
+        help="patients per arm: the trial size the rates' intervals describe",
+    )
+    p.add_argument("--draws", type=int, default=None, help="posterior draws simulated (50)")
+    p.add_argument("--per-draw", type=int, default=None, help="virtual patients per draw (40)")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=_cmd_trial)
 

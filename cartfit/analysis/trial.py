@@ -1,7 +1,7 @@
 r"""Virtual trials from a population posterior (the ``cartfit trial`` table).
 
-Each virtual subject :math:`i` takes a random posterior draw :math:`d_i` and a random template
-subject :math:`j_i` of the fitted cohort, and gets
+Each virtual subject :math:`i` takes a random posterior draw :math:`d_i` (one per block of
+``per_draw`` subjects) and a random template subject :math:`j_i` of the fitted cohort, and gets
 
 .. math::
 
@@ -14,10 +14,21 @@ initial states are the template's posterior initial states at :math:`d_i`, with 
 states scaled by dose / template dose when the arm sets a dose. A model whose parameters include
 ``lymphodepletion`` (the depth, e.g. multifate) has it set directly.
 
-Reported per quantity: ``mean`` — the predictive rate (mean over virtual subjects of their
-probabilities); ``q05``/``q95`` — the 5–95 % range of the proportion a trial of
-``n_subjects`` would observe (Monte Carlo over outcomes); exposure metrics give the mean,
-median and 5–95 % range across virtual subjects.
+Reported per rate (response, relapse, antigen-negative relapse, cure by each horizon):
+``mean`` — the predictive rate, the mean of the virtual subjects' probabilities; ``median``,
+``q05``, ``q95`` — of the proportion a trial of ``n_subjects`` would observe, with the
+uncertainty of the population parameters as well as the spread between subjects and chance.
+``n_draws`` posterior draws :math:`d` each get ``per_draw`` virtual subjects with outcome
+probabilities :math:`p_{di}`. Given :math:`d` a trial's subjects are independent and alike, so
+its count is exactly :math:`\mathrm{Binomial}(n, m_d)` with :math:`m_d = E[p \mid d]`. The
+draw's mean :math:`\hat m_d` carries Monte Carlo variance :math:`s_d^2/M` (:math:`s_d^2` the
+variance of :math:`p_{di}` within the draw, :math:`M` = ``per_draw``), which is taken out of
+the spread between draws: with :math:`V = \mathrm{var}_d\,\hat m_d`,
+:math:`\tau^2 = \max(0, V - \overline{s_d^2}/M)` and
+:math:`\tilde m_d = \bar m + \sqrt{\tau^2/V}\,(\hat m_d - \bar m)`; the quantiles are those of
+:data:`REPLICATES` trials, each a random draw :math:`d` and a count
+:math:`\sim \mathrm{Binomial}(n, \tilde m_d)`. Exposure metrics give the mean, median and
+5–95 % range across all virtual subjects (the predictive distribution of a new subject).
 """
 
 from __future__ import annotations
@@ -36,6 +47,10 @@ from cartfit.errors import CartfitError
 
 HORIZONS = (90.0, 180.0, 365.0)
 WINDOW = 28.0
+#: posterior draws of a virtual trial and virtual subjects per draw (2,000 in all)
+TRIAL_DRAWS, PER_DRAW = 50, 40
+#: simulated trials behind the 5-95 % range of a rate
+REPLICATES = 4000
 COLUMNS = ("quantity", "mean", "median", "q05", "q95", "unit", "dose", "costim",
            "lymphodepletion", "n_subjects")  # fmt: skip
 
@@ -79,12 +94,13 @@ def _covariates(view, post, template, costim, lymphodepletion) -> dict[str, np.n
 
 
 def virtual_subjects(view: FitView, n_subjects: int, seed: int, dose=None, costim=None,
-                     lymphodepletion=None, typical: bool = False
+                     lymphodepletion=None, typical: bool = False, per_draw: int = 1
                      ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``theta`` (n, parameter) and ``log_y0`` (n, state) of new subjects of the population.
 
     With ``typical`` the subject effects are zero (eta = 0): the draws then describe
     the posterior of the population-typical subject rather than the predictive spread.
+    Consecutive blocks of ``per_draw`` subjects share one posterior draw.
     """
     post = view.tree["posterior"]
     if not view.population or "mu" not in post.data_vars:
@@ -92,7 +108,7 @@ def virtual_subjects(view: FitView, n_subjects: int, seed: int, dose=None, costi
                            "(cartfit fit --population)")  # fmt: skip
     rng = np.random.default_rng(seed)
     mu, omega = _flat(post["mu"]), _flat(post["omega"])
-    d = rng.integers(0, len(mu), n_subjects)
+    d = np.repeat(rng.integers(0, len(mu), -(-n_subjects // per_draw)), per_draw)[:n_subjects]
     template = rng.integers(0, len(view.subjects), n_subjects)
     eta = rng.standard_normal((n_subjects, mu.shape[1]))
     log_theta = mu[d] + (0.0 if typical else omega[d] * eta)
@@ -123,10 +139,18 @@ def _trajectories(view: FitView, theta, log_y0, times) -> dict:
     return {"times": times, "log_states": ys, "observables": obs, "ok": ok, "theta": theta[:, None]}
 
 
-def _rate_row(name: str, p: np.ndarray, rng: np.random.Generator) -> dict:
-    trials = (rng.uniform(size=(2000, len(p))) < p).mean(axis=1)
+def _rate_row(name: str, p: np.ndarray, per_draw: int, n: int, rng) -> dict:
+    """The row of one rate from the probabilities ``p`` of virtual subjects in consecutive
+    blocks of ``per_draw`` per posterior draw, for trials of ``n`` subjects (see the module)."""
+    by_draw = p.reshape(-1, per_draw)
+    m_hat, m_bar = by_draw.mean(axis=1), p.mean()
+    spread = m_hat.var()
+    noise = by_draw.var(axis=1, ddof=1).mean() / per_draw if per_draw > 1 else 0.0
+    shrink = np.sqrt(max(0.0, spread - noise) / spread) if spread > 0 else 0.0
+    m = np.clip(m_bar + shrink * (m_hat - m_bar), 0.0, 1.0)
+    trials = rng.binomial(n, m[rng.integers(0, len(m), REPLICATES)]) / n
     q05, med, q95 = np.quantile(trials, [0.05, 0.5, 0.95])
-    return {"quantity": name, "mean": float(p.mean()), "median": float(med), "q05": float(q05),
+    return {"quantity": name, "mean": float(m_bar), "median": float(med), "q05": float(q05),
             "q95": float(q95), "unit": "fraction"}  # fmt: skip
 
 
@@ -137,26 +161,36 @@ def virtual_trial(
     lymphodepletion: float | None = None,
     n_subjects: int = 200,
     seed: int = 1,
+    n_draws: int | None = None,
+    per_draw: int | None = None,
 ) -> pd.DataFrame:
     """Response, relapse, antigen-negative relapse and cure rates and exposure of a virtual arm.
 
     Rows: ``response_rate`` (mean tumour below the relapse threshold by day 90),
     ``p_relapse_<h>d``, ``p_relapse_antigen_neg_<h>d``, ``p_cure_<h>d`` for h in 90, 180, 365,
     then every exposure metric; columns in :data:`COLUMNS` (the arm's settings repeated).
+    ``n_subjects`` is the size of the trial; ``n_draws`` x ``per_draw`` virtual subjects are
+    simulated (by default :data:`TRIAL_DRAWS` x :data:`PER_DRAW`).
     """
+    n_draws = TRIAL_DRAWS if n_draws is None else n_draws
+    per_draw = PER_DRAW if per_draw is None else per_draw
     if n_subjects < 1:
         raise CartfitError("trial: --subjects must be at least 1")
+    if n_draws < 2 or per_draw < 2:
+        raise CartfitError("trial: --draws and --per-draw must be at least 2")
     view = open_fit(fit_path)
-    theta, log_y0 = virtual_subjects(view, n_subjects, seed, dose, costim, lymphodepletion)
+    theta, log_y0 = virtual_subjects(
+        view, n_draws * per_draw, seed, dose, costim, lymphodepletion, per_draw=per_draw
+    )
     rng = np.random.default_rng(seed + 1)
     times = relapse_grid(max(HORIZONS))
     traj = _trajectories(view, theta, log_y0, times)
     inputs = subject_inputs(view, traj, 0)
     probs = relapse_probabilities(times, horizons=HORIZONS, **inputs)
-    rows = [_rate_row("response_rate", probs["p_response"][:, 0], rng)]
+    rows = [_rate_row("response_rate", probs["p_response"][:, 0], per_draw, n_subjects, rng)]
     for key in ("p_relapse", "p_relapse_antigen_neg", "p_cure"):
         for j, h in enumerate(HORIZONS):
-            rows.append(_rate_row(f"{key}_{h:g}d", probs[key][:, j], rng))
+            rows.append(_rate_row(f"{key}_{h:g}d", probs[key][:, j], per_draw, n_subjects, rng))
     grid = metric_grid(float(np.max(view.obs_times(), initial=0.0)), WINDOW)
     traj = _trajectories(view, theta, log_y0, grid)
     car_t = traj["observables"]["car_t"][:, 0]

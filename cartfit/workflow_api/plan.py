@@ -79,12 +79,14 @@ def cohort_plan(
 def trial_settings(config: Mapping[str, Any], cohort: str, scenario: str) -> dict[str, Any]:
     """The trial scenario called ``scenario`` of a cohort, with the run's size and seed.
 
-    Returns ``{"scenario": {...}, "n_subjects": int, "seed": int}``.
+    Returns ``{"scenario": {...}, "n_subjects": int, "n_draws": int | None, "per_draw":
+    int | None, "seed": int}`` (``None``: the defaults of :func:`cartfit.analysis.virtual_trial`).
     """
     for entry in cohort_settings(config, cohort)["scenarios"]:
         if entry["name"] == scenario:
             trials = config.get("trials", {})
             return {"scenario": dict(entry), "n_subjects": int(trials.get("subjects", 200)),
+                    "n_draws": trials.get("draws"), "per_draw": trials.get("per_draw"),
                     "seed": int(config["seed"])}
     raise CartfitError(f"config: cohort {cohort!r} has no trial scenario {scenario!r}")
 

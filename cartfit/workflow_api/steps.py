@@ -68,6 +68,8 @@ def trial_scenario(
     n_subjects: int,
     seed: int,
     out: str | os.PathLike[str],
+    n_draws: int | None = None,
+    per_draw: int | None = None,
 ) -> Path:
     """Run one virtual-trial scenario from a population fit and write its table.
 
@@ -81,6 +83,7 @@ def trial_scenario(
     table = virtual_trial(
         fit, dose=scenario.get("dose"), costim=scenario.get("costim"),
         lymphodepletion=scenario.get("lymphodepletion"), n_subjects=n_subjects, seed=seed,
+        n_draws=n_draws, per_draw=per_draw,
     )
     table = table.drop(columns="scenario", errors="ignore")
     table.insert(0, "scenario", str(scenario["name"]))

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from scipy import stats
 
 from cartfit.analysis import exposure_table, relapse_table, virtual_trial
+from cartfit.analysis.trial import _rate_row
 from cartfit.errors import CartfitError
 from cartfit.models import get_model
 
@@ -70,7 +72,7 @@ def write_population_fit(path, costims=("4-1BB",), omega=0.0, betas=None, mode="
 
 def test_identical_virtual_subjects_reproduce_the_subject_tables(tmp_path):
     fit = write_population_fit(tmp_path / "pop.nc")
-    trial = virtual_trial(fit, n_subjects=12, seed=3).set_index("quantity")
+    trial = virtual_trial(fit, n_subjects=12, seed=3, n_draws=3, per_draw=4).set_index("quantity")
     assert list(trial.columns) == [
         "mean", "median", "q05", "q95", "unit", "dose", "costim", "lymphodepletion", "n_subjects"
     ]  # fmt: skip
@@ -95,9 +97,10 @@ def test_dose_and_costim_arms(tmp_path):
     beta[MODEL.parameter_names.index("kill_rate")] = 1.0  # CD28 kills e-fold faster
     fit = write_population_fit(tmp_path / "pop.nc", costims=("4-1BB", "CD28"), omega=0.1,
                                betas={"costim_cd28": beta})  # fmt: skip
-    low = virtual_trial(fit, dose=1e7, costim="4-1BB", n_subjects=40, seed=1).set_index("quantity")
-    high = virtual_trial(fit, dose=1e9, costim="4-1BB", n_subjects=40, seed=1).set_index("quantity")
-    cd28 = virtual_trial(fit, dose=1e9, costim="CD28", n_subjects=40, seed=1).set_index("quantity")
+    small = {"n_subjects": 40, "seed": 1, "n_draws": 8, "per_draw": 5}
+    low = virtual_trial(fit, dose=1e7, costim="4-1BB", **small).set_index("quantity")
+    high = virtual_trial(fit, dose=1e9, costim="4-1BB", **small).set_index("quantity")
+    cd28 = virtual_trial(fit, dose=1e9, costim="CD28", **small).set_index("quantity")
     # a larger dose peaks earlier; in the predator-prey model faster killing removes the
     # antigen that drives expansion, so the peak is also lower (seen in the model, not assumed)
     assert high.loc["tmax", "median"] < low.loc["tmax", "median"] - 2
@@ -111,6 +114,29 @@ def test_dose_and_costim_arms(tmp_path):
         assert (
             (rates["q05"] <= rates["mean"] + 1e-12) & (rates["mean"] <= rates["q95"] + 1e-12)
         ).all()
+
+
+def test_rate_interval_carries_the_uncertainty_of_the_population_parameters():
+    """Posterior draws that disagree (every virtual subject responds at half of them, none at
+    the other half) leave a trial's observed rate anywhere from 0 to 1, whatever its size."""
+    p = np.repeat(np.tile([0.0, 1.0], 50), 10)  # 100 draws x 10 subjects
+    row = _rate_row("response_rate", p, 10, 200, np.random.default_rng(0))
+    assert row["mean"] == 0.5
+    assert (row["q05"], row["q95"]) == (0.0, 1.0)
+
+
+def test_rate_interval_without_parameter_uncertainty_is_binomial():
+    """With the same rate 0.3 at every draw, the only spread between the draws' means is Monte
+    Carlo noise of 40 subjects each, which the interval must not count: it is that of
+    Binomial(200, 0.3)/200 (0.245-0.355). Counting the noise would widen it to about
+    0.17-0.43; 2,000 draws keep the error of the noise estimate to about a sixth of the
+    binomial variance, hence the tolerance of 0.01."""
+    rng = np.random.default_rng(5)
+    p = (rng.uniform(size=2000 * 40) < 0.3).astype(float)
+    row = _rate_row("p_cure_90d", p, 40, 200, np.random.default_rng(6))
+    lo, hi = stats.binom.ppf([0.05, 0.95], 200, 0.3) / 200
+    assert row["q05"] == pytest.approx(lo, abs=0.01)
+    assert row["q95"] == pytest.approx(hi, abs=0.01)
 
 
 def test_trial_refusals(tmp_path):

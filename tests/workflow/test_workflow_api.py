@@ -113,7 +113,11 @@ def test_sampler_and_trial_settings():
     assert (full["draws"], full["target_accept"], full["chains"]) == (50, 0.95, 8)
     assert full["max_treedepth"] == 8 and full["large_cohort"] is True
     trial = trial_settings(CONFIG, "example", "CD28")
-    assert trial == {"scenario": {"name": "CD28", "costim": "CD28"}, "n_subjects": 30, "seed": 11}
+    assert trial == {"scenario": {"name": "CD28", "costim": "CD28"}, "n_subjects": 30,
+                     "n_draws": None, "per_draw": None, "seed": 11}  # fmt: skip
+    with_draws = {**CONFIG, "trials": {**CONFIG["trials"], "draws": 10, "per_draw": 8}}
+    trial = trial_settings(with_draws, "example", "CD28")
+    assert (trial["n_draws"], trial["per_draw"]) == (10, 8)
     with pytest.raises(CartfitError, match="no trial scenario 'x'"):
         trial_settings(CONFIG, "example", "x")
 
