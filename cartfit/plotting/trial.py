@@ -135,7 +135,7 @@ def trial_summary(
         if _is_fraction(rows):
             ax.set_xlim(-0.02, 1.02)
             ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-            unit = "% of virtual subjects"
+            unit = "% of the arm"
         else:
             style.log_if_spanning(ax, rows[["mean", "q05", "q95"]].to_numpy(float).ravel())
         ax.set_title(NAMES.get(base, base.replace("_", " ")))
@@ -145,10 +145,11 @@ def trial_summary(
     style.hide_unused(axes, len(metrics))
     n_virtual = ""
     if "n_subjects" in df and df["n_subjects"].notna().any():
-        n_virtual = f", {int(df['n_subjects'].dropna().iloc[0])} virtual subjects per arm"
+        n_virtual = f", {int(df['n_subjects'].dropna().iloc[0])} patients per arm"
     style.title(
         fig,
         f"Virtual trials ({len(scenarios)} scenario{'s' if len(scenarios) > 1 else ''}"
-        f"{n_virtual}): mean and 5–95 % interval per arm",
+        f"{n_virtual}): predictive rate and 5–95 % interval of the observed proportion,\n"
+        "posterior uncertainty of the population parameters included",
     )
     return fig
