@@ -202,8 +202,10 @@ def items(results: Results, attrs: dict[Path, dict[str, str]]) -> list[Item]:
                            f"draws with antigen-negative clones as a branching process"
                            f"{settings}.",
                 "trial": f"Virtual trials simulated from the population posterior of "
-                         f"{esc(model)} / {esc(growth)} growth, scenarios {esc(names)}: mean and "
-                         f"5–95 % interval of each outcome rate{settings}.",
+                         f"{esc(model)} / {esc(growth)} growth, scenarios {esc(names)}: the "
+                         f"predictive rate of each outcome and the 5–95 % interval of the "
+                         f"proportion one trial arm would observe, posterior uncertainty of "
+                         f"the population parameters included{settings}.",
             }[kind]
             out.append(Item(kind, f"{model} / {growth}", group,
                             fig / f"{kind}_{model}_{growth}.png", caption, group))
