@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+#: rows of a population fit's exposure table that are not fitted subjects (see
+#: :func:`cartfit.analysis.exposure.population_rows`), as the title names them
+POPULATION_ROWS = {
+    "population_typical": "the population-typical subject",
+    "new_subject": "a new subject",
+}
+
 
 def forest_panel(
     ax: Axes,
@@ -129,9 +136,14 @@ def exposure_forest(
             )
         )
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    fitted = [s for s in subjects if s not in POPULATION_ROWS]
+    extra = [POPULATION_ROWS[s] for s in subjects if s in POPULATION_ROWS]
+    who = f"{len(fitted)} subject{'s' if len(fitted) != 1 else ''}" + "".join(
+        f", {e}" for e in extra
+    )
     style.title(
         fig,
-        f"Exposure metrics per subject ({len(subjects)} subjects): posterior "
+        f"Exposure metrics per subject ({who}): posterior "
         f"median and 5–95 % interval from the noise-free trajectories of the posterior "
         f"draws",
     )

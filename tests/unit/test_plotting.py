@@ -453,6 +453,15 @@ def test_exposure_forest_log_where_spanning_and_truth_overlay():
         exposure_forest(df, metrics=["auc"])
 
 
+def test_exposure_forest_title_counts_fitted_subjects_only():
+    df = _exposure()
+    extra = df[df["subject"] == "S1"]
+    df = pd.concat([df, extra.assign(subject="population_typical"),
+                    extra.assign(subject="new_subject")])  # fmt: skip
+    title = exposure_forest(df)._suptitle.get_text()
+    assert "(3 subjects, the population-typical subject, a new subject)" in title
+
+
 def test_relapse_curves_panels():
     rows = [
         {
