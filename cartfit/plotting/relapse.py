@@ -43,7 +43,7 @@ def _subject_style(k: int) -> dict:
 
 
 @style.styled
-def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
+def relapse_curves(relapse_df: pd.DataFrame, antigen_negative: bool = True) -> Figure:
     """Probability of relapse by each horizon per subject, by antigen status, and the outcome
     split at the last horizon.
 
@@ -52,6 +52,10 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
     relapse_df
         The ``cartfit relapse`` table: ``subject, horizon_days, p_relapse,
         p_relapse_antigen_pos, p_relapse_antigen_neg, p_cure``.
+    antigen_negative
+        Whether the fitted model has an antigen-negative tumour. Without one its
+        ``p_relapse_antigen_neg`` is 0 by construction, not by prediction, and the panel says
+        so instead of drawing the zeros.
 
     Returns
     -------
@@ -72,6 +76,15 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
     fig, axes = style.new_figure(2, 2, 11.0, max(8.0, 2.0 + 0.4 * n))
     curve_axes = [axes[0, 0], axes[0, 1], axes[1, 0]]
     for ax, (column, name) in zip(curve_axes, PANELS, strict=True):
+        ax.set_title(name)
+        if column == "p_relapse_antigen_neg" and not antigen_negative:
+            ax.text(0.5, 0.5, "not modelled: this model has no antigen-negative\n"
+                    "tumour, so escape relapse cannot be predicted\n"
+                    "(the escape model has one)", transform=ax.transAxes, ha="center",
+                    va="center", color="0.35")  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         for k, subject in enumerate(subjects):
             rows = df[df["subject"] == subject]
             ax.plot(
@@ -85,7 +98,6 @@ def relapse_curves(relapse_df: pd.DataFrame) -> Figure:
             )
         mean = df.groupby("horizon_days")[column].mean()
         ax.plot(mean.index, mean.to_numpy(), color="black", lw=3.0, label="cohort mean")
-        ax.set_title(name)
         ax.set_xlabel("horizon (days after infusion)")
         ax.set_ylabel("probability by the horizon")
         ax.set_xlim(0, df["horizon_days"].max() * 1.03)

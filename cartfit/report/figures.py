@@ -90,16 +90,30 @@ def _exposure(inputs: Sequence[str | os.PathLike[str]],
     return exposure_forest(table, truth=truth if truth is not None and len(truth) else None)
 
 
+def _antigen_negative(inputs: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether the model of ``<model>_<growth>_<unit or scenario>.csv`` tables has an
+    antigen-negative tumour (``True`` where a name does not say)."""
+    from cartfit.models import get_model
+    from cartfit.report.contents import FIT_STEM
+
+    stems = [FIT_STEM.match(Path(p).stem) for p in inputs]
+    return any(m is None or "escape" in get_model(m["model"], m["growth"]).extras
+               for m in stems)  # fmt: skip
+
+
 def _relapse(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) -> Figure:
     from cartfit.plotting import relapse_curves
 
-    return relapse_curves(_tables(inputs, "relapse"))
+    return relapse_curves(_tables(inputs, "relapse"), antigen_negative=_antigen_negative(inputs))
 
 
 def _trial(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) -> Figure:
     from cartfit.plotting import trial_summary
 
-    return trial_summary(_tables(inputs, "trial"))
+    table = _tables(inputs, "trial")
+    if not _antigen_negative(inputs):  # zero by construction, not a prediction: no panel
+        table = table[~table["quantity"].str.startswith("p_relapse_antigen_neg")]
+    return trial_summary(table)
 
 
 def _costim(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) -> Figure:

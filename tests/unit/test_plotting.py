@@ -479,6 +479,19 @@ def test_relapse_curves_panels():
     axes = _visible(fig)
     assert len(axes) == 4 and all(ax.get_xlabel() for ax in axes)
     assert axes[2].get_title().startswith("antigen-negative")
+    assert len(axes[2].get_lines()) == 3  # two subjects and the cohort mean
+    # a model without an antigen-negative tumour: its zeros are not a prediction
+    no_escape = _visible(relapse_curves(pd.DataFrame(rows), antigen_negative=False))[2]
+    assert not no_escape.get_lines()
+    assert "not modelled" in " ".join(t.get_text() for t in no_escape.texts)
+
+
+def test_report_figures_know_which_models_have_an_antigen_negative_tumour(tmp_path):
+    from cartfit.report.figures import _antigen_negative
+
+    assert not _antigen_negative([tmp_path / "predator_prey_gompertz_population.csv"])
+    assert not _antigen_negative([tmp_path / "multifate_logistic_S01.csv"])
+    assert _antigen_negative([tmp_path / "escape_gompertz_CD28.csv"])
 
 
 def test_trial_summary_rates_on_percent_axis():
