@@ -219,6 +219,8 @@ rule figure_trial:
     params:
         kind="trial",
         subjects=config["trials"]["subjects"],
+        draws=config["trials"]["draws"],
+        per_draw=config["trials"]["per_draw"],
     message:
         "Virtual trial summary: {wildcards.model} / {wildcards.growth}, {wildcards.cohort}"
     script:
