@@ -144,8 +144,8 @@ def _rate_row(name: str, p: np.ndarray, per_draw: int, n: int, rng) -> dict:
     blocks of ``per_draw`` per posterior draw, for trials of ``n`` subjects (see the module)."""
     by_draw = p.reshape(-1, per_draw)
     m_hat, m_bar = by_draw.mean(axis=1), p.mean()
-    spread = m_hat.var(ddof=1) if len(m_hat) > 1 else 0.0
-    noise = by_draw.var(axis=1, ddof=1).mean() / per_draw if per_draw > 1 else 0.0
+    spread = m_hat.var(ddof=1)  # virtual_trial takes at least 2 draws of at least 2 each
+    noise = by_draw.var(axis=1, ddof=1).mean() / per_draw
     shrink = np.sqrt(max(0.0, spread - noise) / spread) if spread > 0 else 0.0
     m = np.clip(m_bar + shrink * (m_hat - m_bar), 0.0, 1.0)
     trials = rng.binomial(n, m[rng.integers(0, len(m), REPLICATES)]) / n
