@@ -36,6 +36,7 @@ initial tumour is centred on the subject's baseline (see :mod:`cartfit.inference
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ import pytensor.tensor as pt
 from cartfit.inference import priors as P
 from cartfit.inference.centring import Centring
 from cartfit.inference.data import FitData
-from cartfit.inference.likelihood import ODELikelihoodOp
+from cartfit.inference.likelihood import ODELikelihoodOp, layout_arrays, predicted_means
 from cartfit.inference.op import ODESolveOp
 from cartfit.inference.predict import observation_means
 from cartfit.models.base import ODEModel
@@ -237,28 +238,22 @@ def build_model(
             _fused_likelihood(model, data, log_theta, log_y0, sigma, rtol, atol)
         else:
             _graph_likelihood(model, data, log_theta, log_y0, sigma, likelihood, rtol, atol)
+    # mu_obs at posterior draws of theta and log_y0, computed after sampling (nutpie does not
+    # store it, see cartfit.inference.compiled); both likelihoods predict with the same solve
+    pm_model.cartfit_predict = partial(predicted_means, model, data, rtol=rtol, atol=atol)
     return pm_model
+
+
+#: the shared variables (``data_<name>``) of the likelihood Op's LAYOUT inputs, in order
+DATA_NAMES = ("times", "n_times", "obs_weights", "tumor_weights", "subject_idx", "time_idx",
+              "analyte_idx", "time", "blq", "pre")  # fmt: skip
 
 
 def _fused_likelihood(model, data, log_theta, log_y0, sigma, rtol, atol) -> None:
     """Predictions ``mu_obs`` and the observed ``y`` from :class:`ODELikelihoodOp`."""
     obs = data.obs
-    n_s = model.n_states
-    tumor = model.observables.get("tumor")
-    # rows 2a and 2a + 1: the numerator and denominator states of analyte a
-    weights = np.concatenate([model.observables[a].weights(n_s) for a in data.analytes])
-    layout = [
-        _data("times", data.times),
-        _data("n_times", data.n_times),
-        _data("obs_weights", weights),
-        _data("tumor_weights", tumor.weights(n_s) if tumor is not None else np.zeros((2, n_s))),
-        _data("subject_idx", obs["subject_idx"].to_numpy()),
-        _data("time_idx", obs["time_idx"].to_numpy()),
-        _data("analyte_idx", obs["analyte_idx"].to_numpy()),
-        _data("time", obs["time"].to_numpy(float)),
-        _data("blq", obs["blq"].to_numpy(bool)),
-        _data("pre", obs["pre"].to_numpy(bool)),
-    ]
+    layout = [_data(name, value) for name, value
+              in zip(DATA_NAMES, layout_arrays(model, data), strict=True)]  # fmt: skip
     op = ODELikelihoodOp(model.name, model.growth, rtol=rtol, atol=atol)
     observed = _data("observed", obs["log_value"].to_numpy(float))
     pm.Deterministic("mu_obs", op(log_theta, log_y0, sigma, observed, *layout)[1], dims="obs")

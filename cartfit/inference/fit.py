@@ -148,9 +148,10 @@ def assemble(
     obs = data.obs
     post_ds = idata["posterior"].to_dataset()
     n_chain, n_draw = post_ds.sizes["chain"], post_ds.sizes["draw"]
-    # the sampler's own predictions at each draw, solved as it sampled
-    flat = post_ds[["mu_obs", "sigma"]].stack(sample=("chain", "draw")).transpose("sample", ...)
-    mu = flat["mu_obs"].values
+    # the predictions of the sampler's own log density at each draw (its compiled kernel)
+    flat = post_ds[["theta", "log_y0", "sigma"]].stack(sample=("chain", "draw"))
+    flat = flat.transpose("sample", ...)
+    mu = pm_model.cartfit_predict(flat["theta"].values, flat["log_y0"].values)
     sigma = flat["sigma"].values[:, obs["analyte_idx"].to_numpy()]
     log_value = obs["log_value"].to_numpy()
     blq = obs["blq"].to_numpy(dtype=bool)

@@ -217,6 +217,54 @@ _INT_INPUTS = {"n_times", "subject_idx", "time_idx", "analyte_idx"}
 _BOOL_INPUTS = {"blq", "pre"}
 
 
+def layout_arrays(model: ODEModel, data) -> list[np.ndarray]:
+    """The :data:`LAYOUT` inputs of :class:`ODELikelihoodOp` for the prepared cohort ``data``
+    (:class:`cartfit.inference.data.FitData`), in order and in the Op's dtypes."""
+    obs = data.obs
+    n_s = model.n_states
+    tumor = model.observables.get("tumor")
+    values = {
+        "times": data.times,
+        "n_times": data.n_times,
+        # rows 2a and 2a + 1: the numerator and denominator states of analyte a
+        "weights": np.concatenate([model.observables[a].weights(n_s) for a in data.analytes]),
+        "tumor_weights": tumor.weights(n_s) if tumor is not None else np.zeros((2, n_s)),
+        "subject_idx": obs["subject_idx"].to_numpy(),
+        "time_idx": obs["time_idx"].to_numpy(),
+        "analyte_idx": obs["analyte_idx"].to_numpy(),
+        "t_obs": obs["time"].to_numpy(),
+        "blq": obs["blq"].to_numpy(),
+        "pre": obs["pre"].to_numpy(),
+    }
+    return [
+        np.array(values[name], order="C", dtype="int64" if name in _INT_INPUTS
+                 else bool if name in _BOOL_INPUTS else float)
+        for name in LAYOUT
+    ]  # fmt: skip
+
+
+def predicted_means(model: ODEModel, data, theta, log_y0, rtol: float, atol: float) -> np.ndarray:
+    r"""Every observation's predicted mean :math:`\mu_j` (log, scaled units), shape (n_draws,
+    n_obs), at posterior draws ``theta`` (n_draws, n_subjects, n_params) and ``log_y0``
+    (n_draws, n_subjects, n_states): the ``mu`` output of :class:`ODELikelihoodOp`, evaluated
+    by the same compiled kernel (solve with sensitivities, ``rtol``, ``atol``) as the log
+    density the sampler moved on, so the pointwise log-likelihood is the sampled one.
+
+    Computed after sampling rather than stored by nutpie: a deterministic in nutpie's trace
+    is compiled into its second callback, and with ``mu`` that was a second full link of the
+    solver (16 of the 70 s of a one-subject fit's first compile on this machine)."""
+    op = ODELikelihoodOp(model.name, model.growth, rtol=rtol, atol=atol)
+    layout = layout_arrays(model, data)
+    sigma, observed = np.ones(len(data.analytes)), np.zeros(len(data.obs))
+    theta, log_y0 = np.asarray(theta, float), np.asarray(log_y0, float)
+    mu = np.empty((theta.shape[0], len(observed)))
+    with np.errstate(divide="ignore"):
+        log_theta = np.log(theta)
+    for i in range(theta.shape[0]):
+        mu[i] = op.evaluate([log_theta[i], log_y0[i], sigma, observed, *layout])[1]
+    return mu
+
+
 class ODELikelihoodOp(SolveOp):
     """Rows' log-likelihood, predictions and row Jacobians from one compiled pass (see the
     module). ``sensitivities=False``: values only (zero Jacobians), from the solve without
@@ -237,11 +285,14 @@ class ODELikelihoodOp(SolveOp):
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
-        kernel = get_likelihood_kernel(self.model, self.sensitivities)
-        args = [np.ascontiguousarray(v) for v in inputs]
-        outs = kernel(*args, self.rtol, self.atol, self.max_steps)
-        for k, value in enumerate(outs):
+        for k, value in enumerate(self.evaluate(inputs)):
             output_storage[k][0] = value
+
+    def evaluate(self, inputs) -> tuple:
+        """``(logp, mu, jac, d_sigma, status)`` at NumPy ``inputs`` (the Op's, in order)."""
+        kernel = get_likelihood_kernel(self.model, self.sensitivities)
+        return kernel(*(np.ascontiguousarray(v) for v in inputs), self.rtol, self.atol,
+                      self.max_steps)  # fmt: skip
 
     def infer_shape(self, node, shapes):
         n_obs = shapes[3][0]

@@ -83,7 +83,8 @@ def test_numba_log_density_and_gradient_equal_the_reference(tmp_path, model_name
 def test_fits_stop_when_the_compiled_model_is_not_the_model(tmp_path):
     """The check run before sampling passes the compiled functions nutpie and the fit file use,
     and stops, naming what differs, when the log density is off by 1e-6 of its value, the
-    gradient by 1 %, or a stored quantity (the observations' predicted means) by 1e-6."""
+    gradient by 1 %, a stored quantity (the subjects' parameters) by 1e-6, or the observations'
+    predicted means computed from them after sampling by 1e-6."""
     model = get_model("predator_prey", "gompertz")
     pm_model = build_model(model, prepare(_cohort(tmp_path / "c", False), model), population=True)
     whitened = whitened_model(pm_model)
@@ -105,17 +106,22 @@ def test_fits_stop_when_the_compiled_model_is_not_the_model(tmp_path):
             pm_model, compiled, lambda v: (right(v)[0], 1.01 * right(v)[1]), x, info
         )
     names, slices, _ = compiled.shape_info
-    mu_obs = slices[list(names).index("mu_obs")]
+    theta = slices[list(names).index("theta")]
+    assert "mu_obs" not in names  # predicted after sampling, from theta and the initial states
 
     real = compiled.compiled_expand_func.ctypes
 
-    class Shifted:  # nutpie's expand callback, with the predicted means off by 1e-6
+    class Shifted:  # nutpie's expand callback, with the stored parameters off by 1e-6
         @staticmethod
         def ctypes(dim, n, x_ptr, out_ptr, user_data):
             status = real(dim, n, x_ptr, out_ptr, user_data)
-            np.ctypeslib.as_array(out_ptr, shape=(n,))[mu_obs] *= 1.0 + 1e-6
+            np.ctypeslib.as_array(out_ptr, shape=(n,))[theta] *= 1.0 + 1e-6
             return status
 
     wrong = dataclasses.replace(compiled, compiled_expand_func=Shifted())
-    with pytest.raises(CartfitError, match="mu_obs off by"):
+    with pytest.raises(CartfitError, match="theta off by"):
         check_against_reference(pm_model, wrong, right, x, info)
+    predict = pm_model.cartfit_predict
+    pm_model.cartfit_predict = lambda theta, log_y0: predict(theta, log_y0) * (1.0 + 1e-6)
+    with pytest.raises(CartfitError, match="mu_obs off by"):
+        check_against_reference(pm_model, compiled, right, x, info)
