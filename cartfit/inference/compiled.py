@@ -20,11 +20,11 @@ structure and number of parameters.
 This relies on helpers private to nutpie (``nutpie.compile_pymc``); if they are missing the
 model is compiled by ``nutpie.compile_pymc_model`` as before.
 
-The expand callback computes what nutpie stores at each draw: the free variables and every
-deterministic except those in :data:`NOT_STORED`. The observations' predicted means ``mu_obs``
-are left to :func:`cartfit.inference.likelihood.predicted_means` after sampling: in the
-callback they linked and optimised the whole solver a second time (on this machine a
-one-subject predator–prey fit's first compile took 53.5 s without them against 69.6 s).
+The expand callback returns the sampler's coordinates only; what a fit stores per draw is
+evaluated after sampling (:mod:`cartfit.inference.stored`), which compiles nothing: stored by
+nutpie, the deterministics were compiled into this callback at each model structure's first
+fit, and the observations' predicted means with them linked the solver a second time (a
+one-subject predator–prey fit: 10.6 s for this callback, 4.2 s without the predicted means).
 
 Both are compiled without PyTensor's fast-math flags (``numba__fastmath``): with them, a graph
 compiled afresh and the same graph loaded from numba's disk cache could differ in the last
@@ -41,9 +41,6 @@ import warnings
 import numpy as np
 
 from cartfit.errors import CartfitError
-
-#: deterministics of a model that nutpie does not store (see the module docstring)
-NOT_STORED = ("mu_obs",)
 
 #: bump when the generated source or the user-data layout it assumes changes
 WRAPPER_VERSION = 1
@@ -147,7 +144,7 @@ def compile_model(model, jitter_rvs=None):
 def _compile_model(model, jitter_rvs):
     import nutpie
 
-    stored = [v.name for v in model.unobserved_value_vars if v.name not in NOT_STORED]
+    stored: list[str] = []  # the sampler's coordinates only: see cartfit.inference.stored
     try:
         from nutpie.compile_pymc import (  # noqa: F401 (address_as_void_pointer: _callback)
             CompiledPyMCModel,
@@ -226,16 +223,16 @@ def _compile_model(model, jitter_rvs):
 REFERENCE_RTOL = 1e-8
 
 
-def check_against_reference(pm_model, compiled, logp_dlogp, x: np.ndarray, point_map_info) -> None:
+def check_against_reference(pm_model, logp_dlogp, stored, x: np.ndarray, point_map_info) -> None:
     """Raise if the compiled log density, gradient or stored quantities at ``x`` (the model's
     raveled free variables, laid out as ``point_map_info``) or at a fixed point near it differ
     from PyTensor's reference evaluation of the same model (``FAST_COMPILE``: the Python
     linker, without the graph rewrites that fuse and reorder operations).
 
-    ``logp_dlogp`` (the numba function nutpie samples with), ``compiled``'s expand callback
-    (the deterministics written to the fit file: theta, the initial states; called as nutpie
-    calls it, see :func:`expand`) and the model's ``cartfit_predict`` (``mu_obs`` from those,
-    from which the pointwise log-likelihood is computed) are what the fit reports. A graph rewrite
+    ``logp_dlogp`` (the numba function nutpie samples with), ``stored`` (the quantities written
+    to the fit file, all draws at once: :func:`cartfit.inference.stored.stored_function`) and
+    the model's ``cartfit_predict`` (``mu_obs`` from the stored theta and initial states, from
+    which the pointwise log-likelihood is computed) are what the fit reports. A graph rewrite
     that gets them wrong changes the posterior without any error: PyTensor 3.3.8 fused one form
     of the pre-infusion rows into a log density of -794.0 where the model's is -513.5
     (tests/unit/test_backend.py). The check costs 1.1 s in a one-subject predator–prey fit,
@@ -245,13 +242,12 @@ def check_against_reference(pm_model, compiled, logp_dlogp, x: np.ndarray, point
 
     reference = pm_model.logp_dlogp_function(ravel_inputs=True, mode="FAST_COMPILE")
     reference.set_extra_values({})
-    names, slices, _ = compiled.shape_info
-    stored = [(n, sl) for n, sl in zip(names, slices, strict=True) if n in pm_model.named_vars]
+    names = list(stored(np.asarray(x, float)[None]))
     predict = getattr(pm_model, "cartfit_predict", None)
     if predict is not None:
-        stored.append(("mu_obs", None))
+        names.append("mu_obs")
     stored_values = pm_model.compile_fn(
-        pm_model.replace_rvs_by_values([pm_model[n] for n, _ in stored]),
+        pm_model.replace_rvs_by_values([pm_model[n] for n in names]),
         inputs=pm_model.value_vars, mode="FAST_COMPILE", on_unused_input="ignore",
         point_fn=False,
     )  # fmt: skip
@@ -272,38 +268,14 @@ def check_against_reference(pm_model, compiled, logp_dlogp, x: np.ndarray, point
                 f"by {worst_grad:.2g} of its largest entry"
             )
         values = stored_values(**DictToArrayBijection.rmap(RaveledVars(point, point_map_info)))
-        values = dict(zip((name for name, _ in stored), values, strict=True))
-        expanded = expand(compiled, point)
-        for name, sl in stored:
-            if sl is None:  # mu_obs, predicted from the stored theta and initial states
-                ours = predict(*(expanded[dict(stored)[n]].reshape((1, *np.shape(values[n])))
-                                 for n in ("theta", "log_y0")))[0]  # fmt: skip
-            else:
-                ours = expanded[sl]
-            if not np.allclose(ours, np.ravel(values[name]), rtol=REFERENCE_RTOL, atol=1e-12):
-                worst = float(np.abs(ours - np.ravel(values[name])).max())
+        ours = stored(point[None])
+        if predict is not None:
+            ours["mu_obs"] = predict(ours["theta"], ours["log_y0"])
+        for name, value in zip(names, values, strict=True):
+            got = np.ravel(ours[name])
+            if not np.allclose(got, np.ravel(value), rtol=REFERENCE_RTOL, atol=1e-12):
+                worst = float(np.abs(got - np.ravel(value)).max())
                 _disagree(f"{name} off by up to {worst:.3g}")
-
-
-def expand(compiled, x: np.ndarray) -> np.ndarray:
-    """The stored quantities at ``x`` as nutpie gets them: through ``compiled``'s expand
-    callback and its user data (calling ``compiled.expand_func`` from Python instead compiles
-    the graph function once more for Python's calling convention, 1.6 s on a one-subject
-    fit's first run)."""
-    import ctypes
-
-    x = np.ascontiguousarray(x, dtype=float)
-    out = np.empty(compiled.n_expanded)
-    status = compiled.compiled_expand_func.ctypes(
-        x.size,
-        out.size,
-        x.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
-        out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
-        compiled.user_data.ctypes.data_as(ctypes.c_void_p),
-    )
-    if status != 0:
-        _disagree(f"the expand callback returned status {status}")
-    return out
 
 
 def _disagree(what: str):

@@ -48,6 +48,7 @@ from cartfit.inference.centring import WEIGHTS, recentre, reweight
 from cartfit.inference.compiled import check_against_reference, compile_model
 from cartfit.inference.init import StartReport, multistart
 from cartfit.inference.progress import progress_lines
+from cartfit.inference.stored import stored_function
 from cartfit.inference.whiten import Factors, Whitened, whitened_model
 
 #: nutpie's divergence positions in the sampler's coordinates w, mapped to x = x̂ + L w
@@ -205,6 +206,21 @@ def default_starts(pm_model: pm.Model, settings) -> int:
     return SUBJECT_STARTS if one_subject else POPULATION_STARTS
 
 
+def _posterior(pm_model: pm.Model, stored: Callable, x_draws: np.ndarray, sampled) -> xr.Dataset:
+    """The stored quantities (:mod:`cartfit.inference.stored`) at the draws ``x_draws`` (chain,
+    draw, coordinate), with the model's dims and coords."""
+    n_chain, n_draw = x_draws.shape[:2]
+    coords = {"chain": sampled["chain"].values, "draw": sampled["draw"].values}
+    data = {}
+    for name, value in stored(x_draws.reshape(n_chain * n_draw, -1)).items():
+        shape = value.shape[1:]
+        dims = pm_model.named_vars_to_dims.get(name)
+        dims = dims or [f"{name}_dim_{i}" for i in range(len(shape))]
+        coords |= {d: list(pm_model.coords[d]) for d in dims if pm_model.coords.get(d) is not None}
+        data[name] = (("chain", "draw", *dims), value.reshape(n_chain, n_draw, *shape))
+    return xr.Dataset(data, coords=coords)
+
+
 def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = None) -> Sampled:
     """Sample ``pm_model`` with nutpie under ``settings`` (a :class:`FitSettings`).
 
@@ -228,6 +244,7 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     anchored = start_point is not None or n_starts > 0
     compiled = compile_model(whitened.model, jitter_rvs=set() if anchored else None)
     identity = compiled.logp_func  # x̂ = 0, L = I: the original log density and gradient
+    stored = stored_function(pm_model, whitened.point_map_info)
 
     def logp_dlogp(x):
         # a fresh C-contiguous writable copy: numba compiles (10-20 s) a second version of the
@@ -235,7 +252,7 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
         logp, grad = identity(np.array(x, dtype=float, order="C"))
         return float(logp), np.asarray(grad, float)
 
-    check_against_reference(pm_model, compiled, logp_dlogp, whitened.x_init,
+    check_against_reference(pm_model, logp_dlogp, stored, whitened.x_init,
                             whitened.point_map_info)  # fmt: skip
     t1 = time.perf_counter()
     large = large_cohort_geometry(pm_model, settings)
@@ -290,10 +307,8 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
         store_divergences=True,
     )
     t3 = time.perf_counter()
-    posterior = tree["posterior"].to_dataset()
-    x_draws = whitened.x_of(np.asarray(posterior["w"].values, float), factors)
-    posterior = posterior.drop_vars("w")
-    posterior = posterior.drop_dims([d for d in posterior.dims if d.startswith("w_dim")])
+    x_draws = whitened.x_of(np.asarray(tree["posterior"]["w"].values, float), factors)
+    posterior = _posterior(pm_model, stored, x_draws, tree["posterior"])
     posterior.attrs["sampling_time"] = t3 - t2
     posterior.attrs["tuning_steps"] = settings.tune
     posterior.attrs["mass_matrix"] = "low_rank" if settings.low_rank_mass_matrix else "diag"

@@ -170,10 +170,12 @@ class Whitened:
         return x, factors
 
     def x_of(self, w: np.ndarray, f: Factors) -> np.ndarray:
-        """x = x̂ + L w for ``w`` of shape (..., n) (NumPy; NaN rows stay NaN)."""
+        """x = x̂ + L w for ``w`` of shape (..., n) (NumPy; NaN rows stay NaN). The sums are
+        ``einsum``'s own loops, not BLAS, whose rounding can depend on its thread count: the
+        quantities a fit stores are computed from these x (:mod:`cartfit.inference.stored`)."""
         x = np.array(np.broadcast_to(f.loc, w.shape), dtype=float)
         wp, ws = w[..., self.pop_idx], w[..., self.subj_idx]
-        x[..., self.pop_idx] += wp @ f.population.T
+        x[..., self.pop_idx] += np.einsum("ij,...j->...i", f.population, wp)
         x[..., self.subj_idx] += np.einsum("sij,...sj->...si", f.subject, ws)
         x[..., self.subj_idx] += np.einsum("sip,...p->...si", f.coupling, wp)
         return x

@@ -10,8 +10,6 @@ every kind of row (pre-infusion, censored (BLQ) and quantified readings of three
 and without a co-stimulation covariate.
 """
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +18,7 @@ from cartfit.data import load_cohort
 from cartfit.errors import CartfitError
 from cartfit.inference import build_model, prepare
 from cartfit.inference.compiled import check_against_reference, compile_model
+from cartfit.inference.stored import stored_function
 from cartfit.inference.whiten import whitened_model
 from cartfit.io import write_cohort
 from cartfit.models import get_model
@@ -90,38 +89,31 @@ def test_fits_stop_when_the_compiled_model_is_not_the_model(tmp_path):
     whitened = whitened_model(pm_model)
     compiled = compile_model(whitened.model)
     x, info = whitened.x_init, whitened.point_map_info
+    stored = stored_function(pm_model, info)
 
     def right(v):
         logp, grad = compiled.logp_func(np.array(v, dtype=float))
         return float(logp), np.asarray(grad, float)
 
-    check_against_reference(pm_model, compiled, right, x, info)
+    check_against_reference(pm_model, right, stored, x, info)
     off = right(x)[0] * 1e-6
     with pytest.raises(CartfitError, match="log density .* against .* nothing was sampled"):
         check_against_reference(
-            pm_model, compiled, lambda v: (right(v)[0] + off, right(v)[1]), x, info
+            pm_model, lambda v: (right(v)[0] + off, right(v)[1]), stored, x, info
         )
     with pytest.raises(CartfitError, match="gradient off by"):
         check_against_reference(
-            pm_model, compiled, lambda v: (right(v)[0], 1.01 * right(v)[1]), x, info
+            pm_model, lambda v: (right(v)[0], 1.01 * right(v)[1]), stored, x, info
         )
-    names, slices, _ = compiled.shape_info
-    theta = slices[list(names).index("theta")]
-    assert "mu_obs" not in names  # predicted after sampling, from theta and the initial states
 
-    real = compiled.compiled_expand_func.ctypes
+    def shifted(xs):  # the stored parameters off by 1e-6
+        out = stored(xs)
+        out["theta"] = out["theta"] * (1.0 + 1e-6)
+        return out
 
-    class Shifted:  # nutpie's expand callback, with the stored parameters off by 1e-6
-        @staticmethod
-        def ctypes(dim, n, x_ptr, out_ptr, user_data):
-            status = real(dim, n, x_ptr, out_ptr, user_data)
-            np.ctypeslib.as_array(out_ptr, shape=(n,))[theta] *= 1.0 + 1e-6
-            return status
-
-    wrong = dataclasses.replace(compiled, compiled_expand_func=Shifted())
     with pytest.raises(CartfitError, match="theta off by"):
-        check_against_reference(pm_model, wrong, right, x, info)
+        check_against_reference(pm_model, right, shifted, x, info)
     predict = pm_model.cartfit_predict
     pm_model.cartfit_predict = lambda theta, log_y0: predict(theta, log_y0) * (1.0 + 1e-6)
     with pytest.raises(CartfitError, match="mu_obs off by"):
-        check_against_reference(pm_model, compiled, right, x, info)
+        check_against_reference(pm_model, right, stored, x, info)
