@@ -172,7 +172,7 @@ def assemble(
         _natural((mu + sigma * noise).reshape(shape), scale), dims=dims, coords=coords
     )
     ll_y = xr.DataArray(loglik.reshape(shape), dims=dims, coords=coords)
-    post = idata["posterior"].to_dataset().drop_vars(["mu_obs"], errors="ignore")
+    post = idata["posterior"].to_dataset()
     groups = {
         "posterior": post,
         "posterior_predictive": xr.Dataset({"y": ppc_y}),
