@@ -117,3 +117,31 @@ def test_fits_stop_when_the_compiled_model_is_not_the_model(tmp_path):
     pm_model.cartfit_predict = lambda theta, log_y0: predict(theta, log_y0) * (1.0 + 1e-6)
     with pytest.raises(CartfitError, match="mu_obs off by"):
         check_against_reference(pm_model, right, stored, x, info)
+
+
+def test_stored_quantities_of_many_draws_equal_the_model_at_each(tmp_path):
+    """The quantities a fit stores are evaluated after sampling for all draws at once (the
+    model's graph vectorised over the draws); at every draw they equal the model's own
+    deterministics there, and the predicted means equal the likelihood Op's."""
+    from pymc.blocking import DictToArrayBijection, RaveledVars
+
+    model = get_model("predator_prey", "gompertz")
+    pm_model = build_model(model, prepare(_cohort(tmp_path / "c", True), model), population=True)
+    whitened = whitened_model(pm_model)
+    info = whitened.point_map_info
+    stored = stored_function(pm_model, info)
+    names = list(stored(whitened.x_init[None]))
+    assert "theta" in names and "log_y0" in names and "mu_obs" not in names
+    reference = pm_model.compile_fn(
+        pm_model.replace_rvs_by_values([pm_model[n] for n in [*names, "mu_obs"]]),
+        inputs=pm_model.value_vars, mode="FAST_COMPILE", on_unused_input="ignore",
+        point_fn=False,
+    )  # fmt: skip
+    xs = whitened.x_init + 0.3 * np.random.default_rng(2).standard_normal((5, whitened.n_dim))
+    batch = stored(xs)
+    means = pm_model.cartfit_predict(batch["theta"], batch["log_y0"])
+    for d, x in enumerate(xs):
+        *values, mu = reference(**DictToArrayBijection.rmap(RaveledVars(x, info)))
+        for name, value in zip(names, values, strict=True):
+            np.testing.assert_allclose(batch[name][d], value, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(means[d], mu, rtol=1e-10, atol=1e-12)
