@@ -108,7 +108,7 @@ class ArrowTransposeOp(Op):
 
     def make_node(self, g, pop, subj, coupling, pop_idx, subj_idx):
         inputs = _inputs(g, pop, subj, coupling, pop_idx, subj_idx)
-        return Apply(self, inputs, [pt.dvector()])
+        return Apply(self, inputs, [pt.tensor(dtype="float64", shape=inputs[0].type.shape)])
 
     def perform(self, node, inputs, output_storage):
         output_storage[0][0] = arrow_transpose(*[np.ascontiguousarray(v) for v in inputs])
@@ -128,7 +128,7 @@ class ArrowMapOp(Op):
 
     def make_node(self, w, loc, pop, subj, coupling, pop_idx, subj_idx):
         inputs = _inputs(w, loc, pop, subj, coupling, pop_idx, subj_idx)
-        return Apply(self, inputs, [pt.dvector()])
+        return Apply(self, inputs, [pt.tensor(dtype="float64", shape=inputs[0].type.shape)])
 
     def perform(self, node, inputs, output_storage):
         output_storage[0][0] = arrow_apply(*[np.ascontiguousarray(v) for v in inputs])
