@@ -47,7 +47,12 @@ import pytensor.tensor as pt
 from cartfit.inference import priors as P
 from cartfit.inference.centring import Centring
 from cartfit.inference.data import FitData
-from cartfit.inference.likelihood import ODELikelihoodOp, layout_arrays, predicted_means
+from cartfit.inference.likelihood import (
+    LAYOUT,
+    ODELikelihoodOp,
+    layout_arrays,
+    predicted_means,
+)
 from cartfit.inference.op import ODESolveOp
 from cartfit.inference.predict import observation_means
 from cartfit.models.base import ODEModel
@@ -244,16 +249,11 @@ def build_model(
     return pm_model
 
 
-#: the shared variables (``data_<name>``) of the likelihood Op's LAYOUT inputs, in order
-DATA_NAMES = ("times", "n_times", "obs_weights", "tumor_weights", "subject_idx", "time_idx",
-              "analyte_idx", "time", "blq", "pre")  # fmt: skip
-
-
 def _fused_likelihood(model, data, log_theta, log_y0, sigma, rtol, atol) -> None:
     """Predictions ``mu_obs`` and the observed ``y`` from :class:`ODELikelihoodOp`."""
     obs = data.obs
     layout = [_data(name, value) for name, value
-              in zip(DATA_NAMES, layout_arrays(model, data), strict=True)]  # fmt: skip
+              in zip(LAYOUT, layout_arrays(model, data), strict=True)]  # fmt: skip
     op = ODELikelihoodOp(model.name, model.growth, rtol=rtol, atol=atol)
     observed = _data("observed", obs["log_value"].to_numpy(float))
     pm.Deterministic("mu_obs", op(log_theta, log_y0, sigma, observed, *layout)[1], dims="obs")

@@ -240,9 +240,11 @@ def check_against_reference(pm_model, logp_dlogp, stored, x: np.ndarray, point_m
     non-finite in both (a failed solve) are skipped."""
     from pymc.blocking import DictToArrayBijection, RaveledVars
 
+    from cartfit.inference.stored import stored_names
+
     reference = pm_model.logp_dlogp_function(ravel_inputs=True, mode="FAST_COMPILE")
     reference.set_extra_values({})
-    names = list(stored(np.asarray(x, float)[None]))
+    names = stored_names(pm_model)
     predict = getattr(pm_model, "cartfit_predict", None)
     if predict is not None:
         names.append("mu_obs")

@@ -207,9 +207,10 @@ def _layout(pm_model: pm.Model, info) -> tuple[np.ndarray, np.ndarray]:
 
 
 def whitened_model(pm_model: pm.Model) -> Whitened:
-    """A model in ``w`` whose log density is ``pm_model``'s at :math:`x = \\hat x + L w`, with
-    the free variables and deterministics of ``pm_model`` as deterministics (same names and
-    dims). :math:`\\hat x` and :math:`L` start as 0 and the identity."""
+    """A model in ``w`` whose log density is ``pm_model``'s at :math:`x = \\hat x + L w`;
+    :math:`\\hat x` and :math:`L` start as 0 and the identity. Only its log density is
+    compiled: what a fit stores is evaluated from x after sampling
+    (:mod:`cartfit.inference.stored`)."""
     ip = pm_model.initial_point()
     value_vars = list(pm_model.value_vars)
     raveled = DictToArrayBijection.map({v.name: ip[v.name] for v in value_vars})
@@ -219,11 +220,6 @@ def whitened_model(pm_model: pm.Model) -> Whitened:
         name: pytensor.shared(value, name=name)
         for name, value in _identity(n, pop_idx, subj_idx).data().items()
     }
-    free = list(pm_model.free_RVs)
-    outputs = [pm_model.logp()] + pm_model.replace_rvs_by_values(
-        free + list(pm_model.deterministics)
-    )
-    names = [rv.name for rv in free] + [d.name for d in pm_model.deterministics]
     with pm.Model(coords=dict(pm_model.coords)) as model:
         w = pm.Flat("w", shape=n)
         # w is laid out like x (so that with x̂ = 0, L = I, x = w); one compiled Op
@@ -233,10 +229,7 @@ def whitened_model(pm_model: pm.Model) -> Whitened:
         for value, (_, shape, size, _) in zip(value_vars, raveled.point_map_info, strict=True):
             replace[value] = x[offset : offset + size].reshape(shape)
             offset += size
-        logp, *values = graph_replace(outputs, replace, strict=False)
-        pm.Potential("log_density", logp)
-        for name, value in zip(names, values, strict=True):
-            pm.Deterministic(name, value, dims=pm_model.named_vars_to_dims.get(name))
+        pm.Potential("log_density", graph_replace(pm_model.logp(), replace, strict=False))
     return Whitened(model, raveled.point_map_info, raveled.data, pop_idx, subj_idx, shared)
 
 
