@@ -9,7 +9,8 @@ line start fast; ``from cartfit import fit_cohort`` loads PyMC only then):
 * simulation — ``solve_reference``, ``simulate_cohort``
 * inference — ``FitSettings``, ``fit_cohort``, ``build_model``, ``prepare``, ``prior_predictive``,
   ``load_fit``, ``trajectories``
-* analysis — ``compare_fits``, ``exposure_table``, ``relapse_table``, ``virtual_trial``
+* analysis — ``compare_fits``, ``exposure_table``, ``relapse_table``, ``virtual_trial``,
+  ``trial_contrast``
 """
 
 from importlib import import_module
@@ -42,6 +43,7 @@ _EXPORTS = {
     "exposure_table": "cartfit.analysis",
     "relapse_table": "cartfit.analysis",
     "virtual_trial": "cartfit.analysis",
+    "trial_contrast": "cartfit.analysis",
 }
 
 __all__ = ["__version__", *_EXPORTS]

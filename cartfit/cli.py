@@ -158,7 +158,19 @@ def _cmd_trial(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_draws=args.draws,
         per_draw=args.per_draw,
+        subjects_out=args.subjects_out,
     )
+    write_table(table, args.out)
+    print(table.to_string(index=False))
+    return 0
+
+
+def _cmd_trial_contrast(args: argparse.Namespace) -> int:
+    from cartfit.analysis.trial_contrast import trial_contrast
+    from cartfit.io import write_table
+
+    table = trial_contrast(args.arm, args.reference, n_subjects=args.subjects, seed=args.seed,
+                           arm=args.arm_name, reference=args.reference_name)  # fmt: skip
     write_table(table, args.out)
     print(table.to_string(index=False))
     return 0
@@ -304,7 +316,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=None, help="posterior draws simulated (50)")
     p.add_argument("--per-draw", type=int, default=None, help="virtual patients per draw (40)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--subjects-out",
+        type=Path,
+        default=None,
+        help="also write the virtual subjects, one row each (for cartfit trial-contrast)",
+    )
     p.set_defaults(func=_cmd_trial)
+
+    p = sub.add_parser(
+        "trial-contrast",
+        help="paired difference between two virtual-trial arms of one fit",
+        description="Arm minus reference, virtual subject by virtual subject: rate differences "
+        "and exposure ratios with intervals. Both files come from `cartfit trial --subjects-out` "
+        "with the same fit, --seed, --draws and --per-draw.",
+    )
+    p.add_argument("arm", type=Path, help="virtual subjects of the arm")
+    p.add_argument("reference", type=Path, help="virtual subjects of the reference arm")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--subjects", type=int, default=200, help="patients per arm")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--arm-name", default=None, help="label of the arm (default: file name)")
+    p.add_argument("--reference-name", default=None, help="label of the reference")
+    p.set_defaults(func=_cmd_trial_contrast)
 
     p = sub.add_parser(
         "costim",

@@ -26,6 +26,7 @@ from cartfit.analysis.relapse import (
 )
 from cartfit.analysis.relapse_table import relapse_table
 from cartfit.analysis.trial import virtual_trial
+from cartfit.analysis.trial_contrast import trial_contrast
 
 __all__ = [
     # model comparison
@@ -58,4 +59,5 @@ __all__ = [
     "rechallenge",
     # virtual trials
     "virtual_trial",
+    "trial_contrast",
 ]

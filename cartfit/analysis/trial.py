@@ -51,6 +51,8 @@ WINDOW = 28.0
 TRIAL_DRAWS, PER_DRAW = 50, 40
 #: simulated trials behind the 5-95 % range of a rate
 REPLICATES = 4000
+#: the rates reported at each horizon, after the response rate
+RATES = ("p_relapse", "p_relapse_antigen_neg", "p_cure")
 COLUMNS = ("quantity", "mean", "median", "q05", "q95", "unit", "dose", "costim",
            "lymphodepletion", "n_subjects")  # fmt: skip
 
@@ -94,9 +96,10 @@ def _covariates(view, post, template, costim, lymphodepletion) -> dict[str, np.n
 
 
 def virtual_subjects(view: FitView, n_subjects: int, seed: int, dose=None, costim=None,
-                     lymphodepletion=None, typical: bool = False, per_draw: int = 1
-                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """``theta`` (n, parameter) and ``log_y0`` (n, state) of new subjects of the population.
+                     lymphodepletion=None, typical: bool = False, per_draw: int = 1,
+                     with_index: bool = False) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """``theta`` (n, parameter) and ``log_y0`` (n, state) of new subjects of the population,
+    and with ``with_index`` each one's posterior draw and template subject (indices).
 
     With ``typical`` the subject effects are zero (eta = 0): the draws then describe
     the posterior of the population-typical subject rather than the predictive spread.
@@ -127,7 +130,7 @@ def virtual_subjects(view: FitView, n_subjects: int, seed: int, dose=None, costi
         own = np.asarray(view.tree["constant_data"]["subject_dose"].values, float)[template]
         car_t = list(view.model.extras.get("car_t_states", ()))
         log_y0[:, car_t] += np.log(dose / own)[:, None]
-    return theta, log_y0
+    return (theta, log_y0, d, template) if with_index else (theta, log_y0)
 
 
 def _trajectories(view: FitView, theta, log_y0, times) -> dict:
@@ -139,19 +142,114 @@ def _trajectories(view: FitView, theta, log_y0, times) -> dict:
     return {"times": times, "log_states": ys, "observables": obs, "ok": ok, "theta": theta[:, None]}
 
 
+def draw_means(p: np.ndarray, per_draw: int) -> np.ndarray:
+    r"""Per posterior draw, the mean :math:`\tilde m_d` of ``p`` over its block of ``per_draw``
+    virtual subjects with the blocks' Monte Carlo noise taken out of the spread between draws
+    (see the module); NaN entries (a failed solve) are left out of their block."""
+    by_draw = np.asarray(p, float).reshape(-1, per_draw)
+    count = np.sum(np.isfinite(by_draw), axis=1)
+    keep = count >= 2
+    m_hat = np.nanmean(by_draw[keep], axis=1)
+    m_bar = np.nanmean(by_draw[keep])
+    spread = m_hat.var(ddof=1) if len(m_hat) > 1 else 0.0
+    noise = np.mean(np.nanvar(by_draw[keep], axis=1, ddof=1) / count[keep])
+    shrink = np.sqrt(max(0.0, spread - noise) / spread) if spread > 0 else 0.0
+    return m_bar + shrink * (m_hat - m_bar)
+
+
 def _rate_row(name: str, p: np.ndarray, per_draw: int, n: int, rng) -> dict:
     """The row of one rate from the probabilities ``p`` of virtual subjects in consecutive
     blocks of ``per_draw`` per posterior draw, for trials of ``n`` subjects (see the module)."""
-    by_draw = p.reshape(-1, per_draw)
-    m_hat, m_bar = by_draw.mean(axis=1), p.mean()
-    spread = m_hat.var(ddof=1)  # virtual_trial takes at least 2 draws of at least 2 each
-    noise = by_draw.var(axis=1, ddof=1).mean() / per_draw
-    shrink = np.sqrt(max(0.0, spread - noise) / spread) if spread > 0 else 0.0
-    m = np.clip(m_bar + shrink * (m_hat - m_bar), 0.0, 1.0)
+    m = np.clip(draw_means(p, per_draw), 0.0, 1.0)
     trials = rng.binomial(n, m[rng.integers(0, len(m), REPLICATES)]) / n
     q05, med, q95 = np.quantile(trials, [0.05, 0.5, 0.95])
-    return {"quantity": name, "mean": float(m_bar), "median": float(med), "q05": float(q05),
-            "q95": float(q95), "unit": "fraction"}  # fmt: skip
+    return {"quantity": name, "mean": float(np.mean(p)), "median": float(med),
+            "q05": float(q05), "q95": float(q95), "unit": "fraction"}  # fmt: skip
+
+
+def metric_names(subjects: pd.DataFrame) -> list[str]:
+    """The exposure metrics among the columns of a :func:`trial_subjects` table."""
+    skip = {"block", "draw", "subject", "fit", *rate_names()}
+    return [c for c in subjects.columns if c not in skip]
+
+
+def rate_names() -> list[str]:
+    """The rates of a trial, in the order of its table."""
+    return ["response_rate"] + [f"{key}_{h:g}d" for key in RATES for h in HORIZONS]
+
+
+def trial_subjects(
+    fit_path: str | Path,
+    dose: float | None = None,
+    costim: str | None = None,
+    lymphodepletion: float | None = None,
+    seed: int = 1,
+    n_draws: int | None = None,
+    per_draw: int | None = None,
+) -> pd.DataFrame:
+    """The virtual subjects of an arm, one row each: ``block`` (consecutive blocks of
+    ``per_draw`` share a posterior draw), ``draw`` (that draw's index), ``subject`` (the
+    template subject), the outcome probabilities of :func:`rate_names` and the exposure
+    metrics (NaN where the solve failed); ``fit`` identifies the fitted posterior. Two arms
+    with the same fit, seed, ``n_draws`` and ``per_draw`` have the same virtual subjects,
+    differing only in the arms' settings (paired; see :mod:`cartfit.analysis.trial_contrast`).
+    """
+    n_draws = TRIAL_DRAWS if n_draws is None else n_draws
+    per_draw = PER_DRAW if per_draw is None else per_draw
+    if n_draws < 2 or per_draw < 2:
+        raise CartfitError("trial: --draws and --per-draw must be at least 2")
+    view = open_fit(fit_path)
+    n = n_draws * per_draw
+    theta, log_y0, draw, template = virtual_subjects(
+        view, n, seed, dose, costim, lymphodepletion, per_draw=per_draw, with_index=True
+    )
+    times = relapse_grid(max(HORIZONS))
+    traj = _trajectories(view, theta, log_y0, times)
+    probs = relapse_probabilities(times, horizons=HORIZONS, **subject_inputs(view, traj, 0))
+    out = {"block": np.arange(n) // per_draw, "draw": draw,
+           "subject": np.asarray(view.subjects)[template],
+           "response_rate": probs["p_response"][:, 0]}  # fmt: skip
+    for key in RATES:
+        for j, h in enumerate(HORIZONS):
+            out[f"{key}_{h:g}d"] = probs[key][:, j]
+    grid = metric_grid(float(np.max(view.obs_times(), initial=0.0)), WINDOW)
+    traj = _trajectories(view, theta, log_y0, grid)
+    car_t = traj["observables"]["car_t"][:, 0]
+    kill = killing_rate(view.model, traj["log_states"][:, 0], theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        metrics = exposure_metrics(
+            grid, car_t, traj["observables"]["tumor"][:, 0], kill / car_t,
+            lloq=np.nanmedian([view.lloq(s) for s in view.subjects]), window=WINDOW,
+            control_level=control_level(view.model, theta, view.scales["car_t"]),
+        )  # fmt: skip
+    for name, values in metrics.items():
+        out[name] = np.where(traj["ok"][:, 0] & np.isfinite(values), values, np.nan)
+    table = pd.DataFrame(out)
+    attrs = view.tree.attrs
+    data = str(attrs.get("data_sha256"))[:12]
+    table["fit"] = f"{attrs.get('model')}/{attrs.get('growth')} data {data} {attrs.get('created')}"
+    table.attrs["units"] = metric_units(view.units.get("car_t", ""), WINDOW)
+    return table
+
+
+def summarise_trial(subjects: pd.DataFrame, n_subjects: int, seed: int) -> pd.DataFrame:
+    """The trial table (:data:`COLUMNS` without the arm's settings) of the virtual subjects of
+    :func:`trial_subjects`, for trials of ``n_subjects``."""
+    if n_subjects < 1:
+        raise CartfitError("trial: --subjects must be at least 1")
+    per_draw = int(np.sum(subjects["block"] == 0))
+    rng = np.random.default_rng(seed + 1)
+    rows = [_rate_row(name, subjects[name].to_numpy(), per_draw, n_subjects, rng)
+            for name in rate_names()]  # fmt: skip
+    units = subjects.attrs.get("units", {})
+    for name in metric_names(subjects):
+        v = subjects[name].to_numpy()
+        v = v[np.isfinite(v)]
+        q05, med, q95 = np.quantile(v, [0.05, 0.5, 0.95]) if len(v) else (np.nan,) * 3
+        mean = float(np.mean(v)) if len(v) else np.nan
+        rows.append({"quantity": name, "mean": mean, "median": med, "q05": q05, "q95": q95,
+                     "unit": units.get(name, "")})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def virtual_trial(
@@ -163,6 +261,7 @@ def virtual_trial(
     seed: int = 1,
     n_draws: int | None = None,
     per_draw: int | None = None,
+    subjects_out: str | Path | None = None,
 ) -> pd.DataFrame:
     """Response, relapse, antigen-negative relapse and cure rates and exposure of a virtual arm.
 
@@ -170,44 +269,17 @@ def virtual_trial(
     ``p_relapse_<h>d``, ``p_relapse_antigen_neg_<h>d``, ``p_cure_<h>d`` for h in 90, 180, 365,
     then every exposure metric; columns in :data:`COLUMNS` (the arm's settings repeated).
     ``n_subjects`` is the size of the trial; ``n_draws`` x ``per_draw`` virtual subjects are
-    simulated (by default :data:`TRIAL_DRAWS` x :data:`PER_DRAW`).
+    simulated (by default :data:`TRIAL_DRAWS` x :data:`PER_DRAW`); ``subjects_out`` writes
+    them, one row each (:func:`trial_subjects`), for paired contrasts between arms.
     """
-    n_draws = TRIAL_DRAWS if n_draws is None else n_draws
-    per_draw = PER_DRAW if per_draw is None else per_draw
     if n_subjects < 1:
         raise CartfitError("trial: --subjects must be at least 1")
-    if n_draws < 2 or per_draw < 2:
-        raise CartfitError("trial: --draws and --per-draw must be at least 2")
-    view = open_fit(fit_path)
-    theta, log_y0 = virtual_subjects(
-        view, n_draws * per_draw, seed, dose, costim, lymphodepletion, per_draw=per_draw
-    )
-    rng = np.random.default_rng(seed + 1)
-    times = relapse_grid(max(HORIZONS))
-    traj = _trajectories(view, theta, log_y0, times)
-    inputs = subject_inputs(view, traj, 0)
-    probs = relapse_probabilities(times, horizons=HORIZONS, **inputs)
-    rows = [_rate_row("response_rate", probs["p_response"][:, 0], per_draw, n_subjects, rng)]
-    for key in ("p_relapse", "p_relapse_antigen_neg", "p_cure"):
-        for j, h in enumerate(HORIZONS):
-            rows.append(_rate_row(f"{key}_{h:g}d", probs[key][:, j], per_draw, n_subjects, rng))
-    grid = metric_grid(float(np.max(view.obs_times(), initial=0.0)), WINDOW)
-    traj = _trajectories(view, theta, log_y0, grid)
-    car_t = traj["observables"]["car_t"][:, 0]
-    kill = killing_rate(view.model, traj["log_states"][:, 0], theta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        metrics = exposure_metrics(
-            grid, car_t, traj["observables"]["tumor"][:, 0], kill / car_t,
-            lloq=np.nanmedian([view.lloq(s) for s in view.subjects]), window=WINDOW,
-            control_level=control_level(view.model, theta, view.scales["car_t"]),
-        )  # fmt: skip
-    units = metric_units(view.units.get("car_t", ""), WINDOW)
-    for name, values in metrics.items():
-        v = values[traj["ok"][:, 0] & np.isfinite(values)]
-        q05, med, q95 = np.quantile(v, [0.05, 0.5, 0.95]) if len(v) else (np.nan,) * 3
-        rows.append({"quantity": name, "mean": float(np.mean(v)) if len(v) else np.nan,
-                     "median": med, "q05": q05, "q95": q95, "unit": units[name]})  # fmt: skip
-    table = pd.DataFrame(rows)
+    subjects = trial_subjects(fit_path, dose, costim, lymphodepletion, seed, n_draws, per_draw)
+    table = summarise_trial(subjects, n_subjects, seed)
     table["dose"], table["costim"] = dose, costim
     table["lymphodepletion"], table["n_subjects"] = lymphodepletion, n_subjects
+    if subjects_out is not None:
+        from cartfit.io import write_table
+
+        write_table(subjects, subjects_out)
     return table[list(COLUMNS)]

@@ -18,7 +18,7 @@ from cartfit.plotting.prior import prior_predictive_plot
 from cartfit.plotting.published import published_comparison
 from cartfit.plotting.relapse import relapse_curves
 from cartfit.plotting.style import save
-from cartfit.plotting.trial import trial_summary
+from cartfit.plotting.trial import contrast_forest, trial_summary
 from cartfit.plotting.vpc import visual_predictive_check
 from cartfit.plotting.vpc_stats import vpc_statistics
 
@@ -36,6 +36,7 @@ __all__ = [
     "exposure_forest",
     "relapse_curves",
     "trial_summary",
+    "contrast_forest",
     "costim_forest",
     "published_comparison",
     # output

@@ -153,3 +153,65 @@ def trial_summary(
         "posterior uncertainty of the population parameters included",
     )
     return fig
+
+
+def _outcome_label(name: str) -> str:
+    """``p_relapse_180d`` -> "relapse by day 180", ``cmax_ratio`` -> "cmax"."""
+    match = _HORIZON.match(name)
+    if match:
+        return f"{NAMES.get(match['base'], match['base'])} by day {match['days']}"
+    return NAMES.get(name, name.removesuffix("_ratio"))
+
+
+@style.styled
+def contrast_forest(contrast_df: pd.DataFrame) -> Figure:
+    """Paired contrasts of virtual-trial arms (``cartfit trial-contrast`` tables, one or more
+    concatenated): left, each rate's difference arm − reference in percentage points (the
+    median and 5–95 % interval a two-arm trial would observe, the predictive difference as an
+    open marker) with the posterior probability that the arm's rate is higher; right, the
+    exposure metrics' geometric mean ratios arm / reference (log axis)."""
+    check_columns(contrast_df, ("quantity", "mean", "median", "q05", "q95", "unit", "arm",
+                                "reference", "p_population_higher"), "contrast_forest")  # fmt: skip
+    df = contrast_df.copy()
+    df["pair"] = df["arm"].astype(str) + " − " + df["reference"].astype(str)
+    is_ratio = df["unit"].astype(str).str.contains("ratio")
+    rates, ratios = df[~is_ratio], df[is_ratio]
+    pairs = list(dict.fromkeys(df["pair"]))
+    n_rows = max(len(dict.fromkeys(rates["quantity"])), len(dict.fromkeys(ratios["quantity"])), 1)
+    fig, axes = style.new_figure(1, 2, 11.0, 1.6 + 0.32 * n_rows * max(1, len(pairs)))
+    for ax, rows, scale in ((axes.ravel()[0], rates, 100.0), (axes.ravel()[1], ratios, 1.0)):
+        names = list(dict.fromkeys(rows["quantity"]))
+        offsets = np.linspace(0.2, -0.2, len(pairs)) if len(pairs) > 1 else [0.0]
+        for k, pair in enumerate(pairs):
+            sel = rows[rows["pair"] == pair]
+            y = np.array([len(names) - 1 - names.index(q) for q in sel["quantity"]]) + offsets[k]
+            med, lo, hi, mean = (sel[c].to_numpy(float) * scale
+                                 for c in ("median", "q05", "q95", "mean"))  # fmt: skip
+            err = np.vstack([np.clip(med - lo, 0, None), np.clip(hi - med, 0, None)])
+            color = style.CATEGORICAL[k % 7]
+            ax.errorbar(med, y, xerr=err, fmt=style.MARKERS[k % 7], ms=4.5, capsize=2,
+                        color=color, lw=1.2, label=pair)  # fmt: skip
+            ax.plot(mean, y, "o", mfc="none", mec=color, ms=6, lw=0)
+            for yy, p, x in zip(y, sel["p_population_higher"], hi, strict=True):
+                ax.annotate(f"P(higher) {p:.2f}", (x, yy), xytext=(4, -3),
+                            textcoords="offset points", fontsize=7, color=color)  # fmt: skip
+        ax.set_yticks(np.arange(len(names))[::-1], [_outcome_label(n) for n in names])
+        ax.set_ylim(-0.6, max(len(names), 1) - 0.4)
+        ax.grid(axis="x", color="0.9", lw=0.6)
+        ax.axvline(scale if scale == 1.0 else 0.0, color="0.4", lw=0.8, ls=":")
+        ax.margins(x=0.25)  # room for the probabilities written right of the intervals
+    axes.ravel()[0].set_xlabel("arm − reference (percentage points)")
+    axes.ravel()[0].set_title("outcome rates")
+    right = axes.ravel()[1]
+    if len(ratios):
+        right.set_xscale("log")
+    right.set_xlabel("geometric mean ratio, arm / reference")
+    right.set_title("exposure")
+    axes.ravel()[0].legend(fontsize=7.5, loc="best", frameon=False, title="arm − reference",
+                           title_fontsize=7.5)  # fmt: skip
+    n = df["n_subjects"].dropna() if "n_subjects" in df else pd.Series(dtype=float)
+    per_arm = f", trials of {int(n.iloc[0])} patients per arm" if len(n) else ""
+    style.title(fig, "Paired contrasts of virtual-trial arms (the same virtual patients in both"
+                f"{per_arm}):\nmedian and 5–95 % interval of the observed difference, open "
+                "circle the predictive difference; exposure ratios of the population")  # fmt: skip
+    return fig

@@ -39,6 +39,7 @@ SECTIONS = {
     "exposure": "Exposure metrics",
     "relapse": "Relapse probabilities",
     "trial": "Virtual trials",
+    "contrast": "Virtual trials: paired contrasts between arms",
     "costim": "CD28 versus 4-1BB (multi-fate)",
     "published": "Our fits against the published ones",
     "diagnostics": "Sampler diagnostics",
@@ -70,6 +71,8 @@ class Results:
     validation: Path | None
     published: list[Path] = field(default_factory=list)
     costim: list[Path] = field(default_factory=list)
+    #: paired contrasts between trial scenarios: ``trials/contrasts/<model>_<growth>_<a>_vs_<b>``
+    contrasts: list[Path] = field(default_factory=list)
 
     @classmethod
     def scan(cls, root: str | os.PathLike[str],
@@ -86,7 +89,8 @@ class Results:
         return cls(base, listing("fits", ".nc"), listing("compare", ".csv"),
                    listing("exposure", ".csv"), listing("relapse", ".csv"),
                    listing("trials", ".csv"), validation if validation.is_file() else None,
-                   listing("published", ".csv"), listing("costim", ".csv"))
+                   listing("published", ".csv"), listing("costim", ".csv"),
+                   listing("trials/contrasts", ".csv"))
 
 
 def _grouped(paths: Sequence[Path]) -> dict[tuple[str, str], list[Path]]:
@@ -209,6 +213,19 @@ def items(results: Results, attrs: dict[Path, dict[str, str]]) -> list[Item]:
             }[kind]
             out.append(Item(kind, f"{model} / {growth}", group,
                             fig / f"{kind}_{model}_{growth}.png", caption, group))
+    for (model, growth), group in _grouped(results.contrasts).items():
+        names = ", ".join(FIT_STEM.match(p.stem)["unit"].replace("_vs_", " − ") for p in group)
+        out.append(Item("contrast", f"{model} / {growth}", group,
+                        fig / f"contrast_{model}_{growth}.png",
+                        f"Paired contrasts between virtual-trial arms of the {esc(model)} / "
+                        f"{esc(growth)} population posterior ({esc(names)}): both arms hold the "
+                        "same virtual patients (posterior draw, template subject, subject "
+                        "effects), so each difference is taken patient by patient. Rates: "
+                        "median and 5–95 % interval of the difference a two-arm trial would "
+                        "observe (open circle: the predictive difference) and the posterior "
+                        "probability that the arm's population rate is the higher. Exposure: "
+                        "geometric mean ratio of the population, posterior median and 5–95 % "
+                        "interval.", group))
     for path in results.costim:
         m = COSTIM_STEM.match(path.stem)
         if not m:

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 #: figure kinds, in the order the report shows them
-FIGURE_KINDS = ("compare", "bands", "vpc", "exposure", "relapse", "trial", "costim",
-                "published", "diagnostics")
+FIGURE_KINDS = ("compare", "bands", "vpc", "exposure", "relapse", "trial", "contrast",
+                "costim", "published", "diagnostics")
 #: truth.csv columns of a simulated cohort that are exposure metrics
 _TRUTH_ID = "subject"
 
@@ -116,6 +116,15 @@ def _trial(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) 
     return trial_summary(table)
 
 
+def _contrast(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) -> Figure:
+    from cartfit.plotting import contrast_forest
+
+    table = _tables(inputs, "contrast")
+    if not _antigen_negative(inputs):  # zero by construction, not a prediction: no row
+        table = table[~table["quantity"].str.startswith("p_relapse_antigen_neg")]
+    return contrast_forest(table)
+
+
 def _costim(inputs: Sequence[str | os.PathLike[str]], cohort_dir: object = None) -> Figure:
     from cartfit.plotting import costim_forest
 
@@ -136,6 +145,7 @@ _DRAW: dict[str, Callable[..., Figure]] = {
     "exposure": _exposure,
     "relapse": _relapse,
     "trial": _trial,
+    "contrast": _contrast,
     "costim": _costim,
     "published": _published,
 }

@@ -43,7 +43,27 @@ def cohort_settings(config: Mapping[str, Any], cohort: str) -> dict[str, Any]:
     ]
     if settings["fit_mode"] != POPULATION:
         settings["scenarios"] = []
+    settings["contrasts"] = trial_contrasts(config, [s["name"] for s in settings["scenarios"]])
     return settings
+
+
+def trial_contrasts(config: Mapping[str, Any], scenarios: list[str]) -> list[str]:
+    """The paired contrasts ``<arm>_vs_<reference>`` of ``config["trials"]["contrasts"]``
+    whose two arms are among a cohort's ``scenarios``. A contrast naming a scenario that the
+    run's ``trials.scenarios`` lacks is an error (caught before any job runs)."""
+    trials = config.get("trials", {})
+    known = {s["name"] for s in trials.get("scenarios", [])}
+    out = []
+    for k, entry in enumerate(trials.get("contrasts", [])):
+        for role in ("arm", "reference"):
+            if entry[role] not in known:
+                raise CartfitError(f"config: trials.contrasts[{k}].{role}: {entry[role]!r} "
+                                   f"is not a trial scenario (scenarios: {sorted(known)})")
+        if entry["arm"] == entry["reference"]:
+            raise CartfitError(f"config: trials.contrasts[{k}]: an arm against itself")
+        if entry["arm"] in scenarios and entry["reference"] in scenarios:
+            out.append(f"{entry['arm']}_vs_{entry['reference']}")
+    return out
 
 
 def cohort_plan(
@@ -71,6 +91,7 @@ def cohort_plan(
         "model_comparison": ["models"] if len(settings["models"]) > 1 else [],
         "unit": fit_units(settings["fit_mode"], Path(data_dir) / cohort),
         "scenario": [s["name"] for s in settings["scenarios"]],
+        "contrast": settings["contrasts"],
         "population": [POPULATION] if settings["fit_mode"] == POPULATION else [],
         "fit_mode": settings["fit_mode"],
     }

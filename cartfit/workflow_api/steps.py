@@ -70,12 +70,14 @@ def trial_scenario(
     out: str | os.PathLike[str],
     n_draws: int | None = None,
     per_draw: int | None = None,
+    subjects_out: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Run one virtual-trial scenario from a population fit and write its table.
 
     ``scenario`` is one entry of the config's trial scenarios (``name`` and optional ``dose``,
     ``costim``, ``lymphodepletion``; ``None`` keeps the cohort's values). The table of
-    :func:`cartfit.analysis.virtual_trial` is written with ``scenario`` as its first column.
+    :func:`cartfit.analysis.virtual_trial` is written with ``scenario`` as its first column;
+    ``subjects_out``, the virtual patients, for paired contrasts between scenarios.
     """
     from cartfit.analysis import virtual_trial
     from cartfit.io import write_table
@@ -83,7 +85,7 @@ def trial_scenario(
     table = virtual_trial(
         fit, dose=scenario.get("dose"), costim=scenario.get("costim"),
         lymphodepletion=scenario.get("lymphodepletion"), n_subjects=n_subjects, seed=seed,
-        n_draws=n_draws, per_draw=per_draw,
+        n_draws=n_draws, per_draw=per_draw, subjects_out=subjects_out,
     )
     table = table.drop(columns="scenario", errors="ignore")
     table.insert(0, "scenario", str(scenario["name"]))

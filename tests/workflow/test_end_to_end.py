@@ -30,8 +30,8 @@ from PIL import Image
 from wfhelpers import REPO, TEST_CONFIG, cartfit, snakemake
 
 #: figures of the tiny config: 1 comparison; per fit (2) bands, VPC, diagnostics; per model and
-#: growth law (2) exposure, relapse and trial summaries
-N_FIGURES = 1 + 2 * 3 + 2 * 3
+#: growth law (2) exposure, relapse, trial summaries and paired trial contrasts
+N_FIGURES = 1 + 2 * 3 + 2 * 4
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--enable-logging=stderr", "--v=0"]
@@ -120,7 +120,9 @@ def test_tiny_workflow_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     html = report.read_text()
     assert ('class="problems"' in html) or ("passed the convergence checks" in html)
     for name in ("Growth-law comparison", "Visual predictive checks", "Exposure metrics",
-                 "Relapse probabilities", "Virtual trials", "Sampler diagnostics", "Methods"):
+                 "Relapse probabilities", "Virtual trials",
+                 "Virtual trials: paired contrasts between arms", "Sampler diagnostics",
+                 "Methods"):
         assert f">{name}</h2>" in html
     _browser_check(chromium, report, tmp_path)
 

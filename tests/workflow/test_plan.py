@@ -46,6 +46,7 @@ def test_default_run_plans_every_model_and_growth_law(workflow_copy: Path):
     assert counts["fit"] == n_fits
     assert counts["compare"] == len(config["models"])
     assert counts["trial"] == n_fits * len(config["trials"]["scenarios"])
+    assert counts["trial_contrast"] == n_fits * len(config["trials"]["contrasts"]) > 0
     assert counts["figure_vpc"] == n_fits
     assert "results/example/report.html" in run.stdout
 
@@ -56,6 +57,7 @@ def test_test_config_plans_one_job_per_population_fit(workflow_copy: Path):
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
     assert counts["fit"] == 2 and counts["compare"] == 1 and counts["trial"] == 4
+    assert counts["trial_contrast"] == 2 and counts["figure_contrast"] == 2
     assert "results/tiny/fits/predator_prey_logistic_population.nc" in run.stdout
 
 

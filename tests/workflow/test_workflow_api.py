@@ -49,6 +49,18 @@ def test_cohort_settings_apply_overrides_and_drop_trials_without_population():
     assert wells["scenarios"] == []  # trials need a population posterior
 
 
+def test_trial_contrasts_need_two_known_scenarios():
+    config = {**CONFIG, "trials": {**CONFIG["trials"],
+                                   "contrasts": [{"arm": "CD28", "reference": "as-observed"}]}}
+    assert cohort_settings(config, "example")["contrasts"] == ["CD28_vs_as-observed"]
+    assert cohort_settings(config, "wells")["contrasts"] == []  # no trials per subject
+    for entry, message in (({"arm": "CD28", "reference": "4-1BB"}, r"contrasts\[0\]\.reference"),
+                           ({"arm": "CD28", "reference": "CD28"}, "against itself")):
+        bad = {**CONFIG, "trials": {**CONFIG["trials"], "contrasts": [entry]}}
+        with pytest.raises(CartfitError, match=message):
+            cohort_settings(bad, "example")
+
+
 def test_cohort_settings_refuse_an_override_of_other_keys():
     bad = {**CONFIG, "cohort_overrides": {"x": {"seed": 3}}}
     with pytest.raises(CartfitError, match="cohort_overrides.x.seed"):

@@ -19,6 +19,8 @@ wildcard_constraints:
     growth=r"exponential|logistic|gompertz",
     unit=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
     scenario=r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}",
+    arm=r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}",
+    reference=r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}",
 
 
 def plan(cohort):

@@ -225,3 +225,35 @@ rule figure_trial:
         "Virtual trial summary: {wildcards.model} / {wildcards.growth}, {wildcards.cohort}"
     script:
         "../scripts/step_figure.py"
+
+
+rule figure_contrast:
+    input:
+        tables=over("results/{cohort}/trials/contrasts/{model}_{growth}_{contrast}.csv"),
+    output:
+        figure=report(
+            "results/{cohort}/figures/contrast_{model}_{growth}.png",
+            caption="../report/trial_contrast_figure.rst",
+            category="{cohort}",
+            subcategory="Virtual trials",
+            labels={
+                "model": "{model}",
+                "growth": "{growth}",
+                "item": "paired contrasts",
+            },
+        ),
+    log:
+        "results/{cohort}/logs/figures/contrast_{model}_{growth}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        kind="contrast",
+        subjects=config["trials"]["subjects"],
+    message:
+        "Paired trial contrasts: {wildcards.model} / {wildcards.growth}, {wildcards.cohort}"
+    script:
+        "../scripts/step_figure.py"

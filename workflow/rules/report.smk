@@ -49,6 +49,10 @@ rule report:
                 "results/{cohort}/figures/trial_{model}_{growth}.png", needs="scenario"
             ),
             over(
+                "results/{cohort}/figures/contrast_{model}_{growth}.png",
+                needs="contrast",
+            ),
+            over(
                 "results/{cohort}/figures/compare_models_{unit}.png",
                 needs="model_comparison",
             ),
@@ -59,6 +63,10 @@ rule report:
                 "results/{cohort}/exposure/{model}_{growth}_{unit}.csv",
                 "results/{cohort}/relapse/{model}_{growth}_{unit}.csv",
                 "results/{cohort}/trials/{model}_{growth}_{scenario}.csv",
+            ),
+            over(
+                "results/{cohort}/trials/contrasts/{model}_{growth}_{contrast}.csv",
+                needs="contrast",
             ),
             over(
                 "results/{cohort}/compare/models_{unit}.csv", needs="model_comparison"
