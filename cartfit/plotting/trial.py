@@ -201,14 +201,20 @@ def contrast_forest(contrast_df: pd.DataFrame) -> Figure:
         ax.axvline(scale if scale == 1.0 else 0.0, color="0.4", lw=0.8, ls=":")
         ax.margins(x=0.25)  # room for the probabilities written right of the intervals
     axes.ravel()[0].set_xlabel("arm − reference (percentage points)")
-    axes.ravel()[0].set_title("outcome rates")
+    which = f": {pairs[0]}" if len(pairs) == 1 else ""
+    axes.ravel()[0].set_title(f"outcome rates{which}")
     right = axes.ravel()[1]
     if len(ratios):
         right.set_xscale("log")
+        span = ratios[["q05", "q95"]].to_numpy(float)
+        span = span[np.isfinite(span) & (span > 0)]
+        if span.size:  # room on the right for the probabilities
+            right.set_xlim(min(span.min(), 1.0) / 1.5, max(span.max(), 1.0) * 4.0)
     right.set_xlabel("geometric mean ratio, arm / reference")
-    right.set_title("exposure")
-    axes.ravel()[0].legend(fontsize=7.5, loc="best", frameon=False, title="arm − reference",
-                           title_fontsize=7.5)  # fmt: skip
+    right.set_title(f"exposure{which}")
+    if len(pairs) > 1:
+        axes.ravel()[0].legend(fontsize=7.5, loc="best", frameon=False, title="arm − reference",
+                               title_fontsize=7.5)  # fmt: skip
     n = df["n_subjects"].dropna() if "n_subjects" in df else pd.Series(dtype=float)
     per_arm = f", trials of {int(n.iloc[0])} patients per arm" if len(n) else ""
     style.title(fig, "Paired contrasts of virtual-trial arms (the same virtual patients in both"

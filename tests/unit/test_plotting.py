@@ -14,6 +14,7 @@ import xarray as xr
 from cartfit.errors import CartfitError
 from cartfit.models import get_model
 from cartfit.plotting import (
+    contrast_forest,
     diagnostics_figure,
     diagnostics_table,
     exposure_forest,
@@ -522,6 +523,28 @@ def test_trial_summary_reads_cartfit_trial_tables_with_horizons():
         "as fitted", "dose 3e+08, costim CD28"]  # fmt: skip
     labels = [t.get_text() for t in axes[1].get_legend().get_texts()]
     assert labels == ["by day 90", "by day 365"]
+
+
+def test_contrast_forest_rates_in_points_and_ratios_on_log_axis():
+    rows = []
+    for arm, shift in (("CD28", 0.1), ("high-dose", -0.05)):
+        rows += [{"quantity": "p_relapse_180d", "mean": shift, "median": shift,
+                  "q05": shift - 0.1, "q95": shift + 0.1, "unit": "difference (fraction)",
+                  "p_population_higher": 0.9},
+                 {"quantity": "cmax_ratio", "mean": 0.8, "median": 0.8, "q05": 0.4, "q95": 1.6,
+                  "unit": "geometric mean ratio", "p_population_higher": 0.3}]  # fmt: skip
+        for r in rows[-2:]:
+            r.update(arm=arm, reference="4-1BB", n_subjects=200)
+    rates, ratios = _visible(contrast_forest(pd.DataFrame(rows)))
+    assert [t.get_text() for t in rates.get_yticklabels()] == ["relapse by day 180"]
+    assert [t.get_text() for t in ratios.get_yticklabels()] == ["cmax"]
+    assert ratios.get_xscale() == "log" and rates.get_xscale() == "linear"
+    labels = [t.get_text() for t in rates.get_legend().get_texts()]
+    assert labels == ["CD28 − 4-1BB", "high-dose − 4-1BB"]
+    # a difference of +0.1 is drawn at +10 percentage points
+    assert any(np.isclose(line.get_xdata(), 10.0).any() for line in rates.lines)
+    with pytest.raises(CartfitError, match="p_population_higher"):
+        contrast_forest(pd.DataFrame(rows).drop(columns="p_population_higher"))
 
 
 def test_published_comparison_one_panel_per_parameter():
