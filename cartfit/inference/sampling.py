@@ -221,6 +221,15 @@ def _posterior(pm_model: pm.Model, stored: Callable, x_draws: np.ndarray, sample
     return xr.Dataset(data, coords=coords)
 
 
+def compile_sampler(pm_model: pm.Model, anchored: bool = True):
+    """The whitened model of ``pm_model`` and nutpie's compiled model of it: its numba
+    callbacks are compiled here, or loaded from the numba and PyTensor compile caches where a
+    process compiled the same structure before (``anchored``: the chains will start at an
+    optimum, so nutpie's initial points are not jittered)."""
+    whitened = whitened_model(pm_model)
+    return whitened, compile_model(whitened.model, jitter_rvs=set() if anchored else None)
+
+
 def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = None) -> Sampled:
     """Sample ``pm_model`` with nutpie under ``settings`` (a :class:`FitSettings`).
 
@@ -239,10 +248,9 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     import nutpie
 
     t0 = time.perf_counter()
-    whitened = whitened_model(pm_model)
     n_starts = default_starts(pm_model, settings)
     anchored = start_point is not None or n_starts > 0
-    compiled = compile_model(whitened.model, jitter_rvs=set() if anchored else None)
+    whitened, compiled = compile_sampler(pm_model, anchored)
     identity = compiled.logp_func  # x̂ = 0, L = I: the original log density and gradient
     stored = stored_function(pm_model, whitened.point_map_info)
 

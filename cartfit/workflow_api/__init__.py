@@ -15,7 +15,13 @@ from cartfit.workflow_api.plan import (
     trial_settings,
 )
 from cartfit.workflow_api.recovery import coverage_summary, recovery_table
-from cartfit.workflow_api.steps import fit_unit, logged, trial_scenario, validate_cohort
+from cartfit.workflow_api.steps import (
+    compile_unit,
+    fit_unit,
+    logged,
+    trial_scenario,
+    validate_cohort,
+)
 
 __all__ = [
     # what runs for a cohort
@@ -30,6 +36,7 @@ __all__ = [
     "fit_unit",
     "logged",
     "trial_scenario",
+    "compile_unit",
     "validate_cohort",
     # validation targets
     "coverage_summary",

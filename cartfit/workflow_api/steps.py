@@ -61,6 +61,33 @@ def fit_unit(
     return report.converged
 
 
+def compile_unit(
+    cohort_dir: str | os.PathLike[str],
+    *,
+    model: str,
+    growth: str,
+    unit: str,
+    out: str | os.PathLike[str],
+    sampler: Mapping[str, Any],
+) -> Path:
+    """Compile the log density of the fit :func:`fit_unit` would run with the same arguments
+    into the compile caches (:func:`cartfit.inference.fit.compile_fit`) and write ``out``, a
+    one-line note of the time it took, which the fit job waits for."""
+    from cartfit.inference import FitSettings
+    from cartfit.inference.fit import compile_fit
+    from cartfit.io import write_text
+
+    settings = FitSettings(**dict(sampler), cores=1, progress=False)
+    population = unit == POPULATION
+    seconds = compile_fit(cohort_dir, model=model, growth=growth,
+                          subject=None if population else unit, population=population,
+                          settings=settings)  # fmt: skip
+    note = f"{model} / {growth}, {unit}: compiled or loaded in {seconds:.1f} s\n"
+    write_text(note, out)
+    print(note, end="")
+    return Path(out)
+
+
 def trial_scenario(
     fit: str | os.PathLike[str],
     scenario: Mapping[str, Any],

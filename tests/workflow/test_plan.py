@@ -44,6 +44,7 @@ def test_default_run_plans_every_model_and_growth_law(workflow_copy: Path):
     counts = job_counts(run.stdout)
     assert counts["validate"] == 1 and counts["report"] == 1
     assert counts["fit"] == n_fits
+    assert counts["compile"] == n_fits  # one per model structure, one unit each here
     assert counts["compare"] == len(config["models"])
     assert counts["trial"] == n_fits * len(config["trials"]["scenarios"])
     assert counts["trial_contrast"] == n_fits * len(config["trials"]["contrasts"]) > 0
@@ -58,6 +59,7 @@ def test_test_config_plans_one_job_per_population_fit(workflow_copy: Path):
     counts = job_counts(run.stdout)
     assert counts["fit"] == 2 and counts["compare"] == 1 and counts["trial"] == 4
     assert counts["trial_contrast"] == 2 and counts["figure_contrast"] == 2
+    assert counts["compile"] == 2
     assert "results/tiny/fits/predator_prey_logistic_population.nc" in run.stdout
 
 
@@ -103,6 +105,7 @@ def test_subjects_mode_plans_one_fit_per_subject_and_no_trial(workflow_copy: Pat
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
     assert counts["fit"] == 2 * len(SUBJECTS)  # two growth laws
+    assert counts["compile"] == 2  # a structure is compiled once for all its subjects
     assert counts["compare"] == len(SUBJECTS)  # growth laws compared per subject
     assert "trial" not in counts and "figure_vpc" not in counts
     assert counts["figure_exposure"] == 2  # all subjects of a model and growth law together

@@ -1,6 +1,32 @@
+rule compile:
+    input:
+        validated="results/{cohort}/validation.txt",
+    output:
+        note=temp("results/{cohort}/compiled/{model}_{growth}.txt"),
+    log:
+        "results/{cohort}/logs/compile/{model}_{growth}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        cohort_dir="data/{cohort}",
+        unit=lambda wildcards: plan(wildcards.cohort)["unit"][0],
+        sampler=lambda wildcards: sampler_settings(
+            config, wildcards.model, wildcards.growth
+        ),
+    message:
+        "Compiling the log density of {wildcards.model} / {wildcards.growth} for {wildcards.cohort}"
+    script:
+        "../scripts/step_compile.py"
+
+
 rule fit:
     input:
         validated="results/{cohort}/validation.txt",
+        compiled="results/{cohort}/compiled/{model}_{growth}.txt",
     output:
         fit="results/{cohort}/fits/{model}_{growth}_{unit}.nc",
     log:
