@@ -292,17 +292,24 @@ def compile_fit(
     A fit of the same structure then loads it (a few seconds instead of the 40-70 s of a first
     compile), so a workflow can compile its fits' structures side by side, one core each,
     before the fits, which sample on all cores."""
-    from cartfit.data import load_cohort
-
     settings = settings or FitSettings()
-    if (subject is None) == (not population):
-        raise CartfitError("fit: give exactly one of --subject ID or --population")
-    ode = get_model(model, growth)
-    data = prepare(load_cohort(cohort_dir), ode, None if population else [subject])
-    pm_model = build_with_settings(ode, data, population, settings)
+    *_, pm_model = _built(cohort_dir, model, growth, subject, population, settings)
     t0 = time.perf_counter()
     compile_sampler(pm_model, default_starts(pm_model, settings) > 0)
     return time.perf_counter() - t0
+
+
+def _built(cohort_dir, model: str, growth: str, subject: str | None, population: bool,
+           settings: FitSettings) -> tuple:  # fmt: skip
+    """``(cohort, ode, data, pm_model)`` of a fit of one subject or of the population."""
+    from cartfit.data import load_cohort
+
+    if (subject is None) == (not population):
+        raise CartfitError("fit: give exactly one of --subject ID or --population")
+    cohort = load_cohort(cohort_dir)
+    ode = get_model(model, growth)
+    data = prepare(cohort, ode, None if population else [subject])
+    return cohort, ode, data, build_with_settings(ode, data, population, settings)
 
 
 def fit_cohort(
@@ -316,18 +323,12 @@ def fit_cohort(
     settings: FitSettings | None = None,
 ) -> FitReport:
     """Fit ``model`` with ``growth`` to one subject or the whole cohort and write ``out``."""
-    from cartfit.data import load_cohort
     from cartfit.io import atomic_path
 
     settings = settings or FitSettings()
-    if (subject is None) == (not population):
-        raise CartfitError("fit: give exactly one of --subject ID or --population")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    cohort = load_cohort(cohort_dir)
-    ode = get_model(model, growth)
-    data = prepare(cohort, ode, None if population else [subject])
-    pm_model = build_with_settings(ode, data, population, settings)
+    cohort, ode, data, pm_model = _built(cohort_dir, model, growth, subject, population, settings)
     timings["build"] = time.perf_counter() - t0
     sampled = sample_posterior(pm_model, settings)
     idata, start = sampled.idata, sampled.start
