@@ -221,13 +221,29 @@ def _posterior(pm_model: pm.Model, stored: Callable, x_draws: np.ndarray, sample
     return xr.Dataset(data, coords=coords)
 
 
-def compile_sampler(pm_model: pm.Model, anchored: bool = True):
-    """The whitened model of ``pm_model`` and nutpie's compiled model of it: its numba
-    callbacks are compiled here, or loaded from the numba and PyTensor compile caches where a
-    process compiled the same structure before (``anchored``: the chains will start at an
-    optimum, so nutpie's initial points are not jittered)."""
+def compile_sampler(pm_model: pm.Model, anchored: bool = True) -> tuple:
+    """``(whitened, compiled, stored, logp_dlogp)``: the whitened model of ``pm_model``,
+    nutpie's compiled model of it, the stored quantities' function and the log density with
+    its gradient in the model's coordinates, checked against PyTensor's reference evaluation.
+
+    Everything compiled here (nutpie's numba callbacks, the reference evaluation) is compiled,
+    or loaded from the numba and PyTensor compile caches where a process compiled the same
+    structure before (``anchored``: the chains will start at an optimum, so nutpie's initial
+    points are not jittered)."""
     whitened = whitened_model(pm_model)
-    return whitened, compile_model(whitened.model, jitter_rvs=set() if anchored else None)
+    compiled = compile_model(whitened.model, jitter_rvs=set() if anchored else None)
+    identity = compiled.logp_func  # x̂ = 0, L = I: the original log density and gradient
+    stored = stored_function(pm_model, whitened.point_map_info)
+
+    def logp_dlogp(x):
+        # a fresh C-contiguous writable copy: numba compiles (10-20 s) a second version of the
+        # whole graph for any other array type, e.g. the read-only divergence positions
+        logp, grad = identity(np.array(x, dtype=float, order="C"))
+        return float(logp), np.asarray(grad, float)
+
+    check_against_reference(pm_model, logp_dlogp, stored, whitened.x_init,
+                            whitened.point_map_info)  # fmt: skip
+    return whitened, compiled, stored, logp_dlogp
 
 
 def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = None) -> Sampled:
@@ -250,18 +266,7 @@ def sample_posterior(pm_model: pm.Model, settings, start_point: dict | None = No
     t0 = time.perf_counter()
     n_starts = default_starts(pm_model, settings)
     anchored = start_point is not None or n_starts > 0
-    whitened, compiled = compile_sampler(pm_model, anchored)
-    identity = compiled.logp_func  # x̂ = 0, L = I: the original log density and gradient
-    stored = stored_function(pm_model, whitened.point_map_info)
-
-    def logp_dlogp(x):
-        # a fresh C-contiguous writable copy: numba compiles (10-20 s) a second version of the
-        # whole graph for any other array type, e.g. the read-only divergence positions
-        logp, grad = identity(np.array(x, dtype=float, order="C"))
-        return float(logp), np.asarray(grad, float)
-
-    check_against_reference(pm_model, logp_dlogp, stored, whitened.x_init,
-                            whitened.point_map_info)  # fmt: skip
+    whitened, compiled, stored, logp_dlogp = compile_sampler(pm_model, anchored)
     t1 = time.perf_counter()
     large = large_cohort_geometry(pm_model, settings)
     centring = getattr(pm_model, "cartfit_centring", None)
