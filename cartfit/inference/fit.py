@@ -291,11 +291,17 @@ def compile_fit(
 
     A fit of the same structure then loads it (a few seconds instead of the 40-70 s of a first
     compile), so a workflow can compile its fits' structures side by side, one core each,
-    before the fits, which sample on all cores."""
+    before the fits, which sample on all cores. The solver without sensitivities, which the
+    fit's diagnostics and the analyses use, is compiled too."""
+    from cartfit.inference.predict import solve_draws
+
     settings = settings or FitSettings()
-    *_, pm_model = _built(cohort_dir, model, growth, subject, population, settings)
+    _, ode, _, pm_model = _built(cohort_dir, model, growth, subject, population, settings)
     t0 = time.perf_counter()
     compile_sampler(pm_model, default_starts(pm_model, settings) > 0)
+    # the solver without sensitivities, which the fit's diagnostics and every analysis use
+    solve_draws(ode, np.ones((1, 1, ode.n_params)), np.zeros((1, 1, ode.n_states)),
+                np.array([0.0, 1.0]))  # fmt: skip
     return time.perf_counter() - t0
 
 
