@@ -107,10 +107,8 @@ def relapse_table(
     # per-grid-node work of the branching computation once rather than once per subject
     per_subject = [subject_inputs(view, traj, s) for s in range(len(view.subjects))]
     counts = [len(inputs["tumor_pos"]) for inputs in per_subject]
-    probs = {k: np.full((0, len(hz)), np.nan) for k in COLUMNS[2:7]}
-    if sum(counts):
-        joined = {key: np.concatenate([np.broadcast_to(inputs[key], (n, *np.shape(inputs[key])[1:]))
-                                       for inputs, n in zip(per_subject, counts, strict=True)])
+    if sum(counts):  # every input has one row per draw with a good solve
+        joined = {key: np.concatenate([inputs[key] for inputs in per_subject])
                   for key in per_subject[0]}  # fmt: skip
         probs = relapse_probabilities(times, horizons=hz, birth_rate=birth_rate, **joined)
     ends = np.cumsum(counts)

@@ -232,11 +232,9 @@ def trial_subjects(
     return table
 
 
-def summarise_trial(subjects: pd.DataFrame, n_subjects: int, seed: int) -> pd.DataFrame:
+def _summarise(subjects: pd.DataFrame, n_subjects: int, seed: int) -> pd.DataFrame:
     """The trial table (:data:`COLUMNS` without the arm's settings) of the virtual subjects of
-    :func:`trial_subjects`, for trials of ``n_subjects``."""
-    if n_subjects < 1:
-        raise CartfitError("trial: --subjects must be at least 1")
+    :func:`trial_subjects`, for trials of ``n_subjects`` (checked by :func:`virtual_trial`)."""
     per_draw = int(np.sum(subjects["block"] == 0))
     rng = np.random.default_rng(seed + 1)
     rows = [_rate_row(name, subjects[name].to_numpy(), per_draw, n_subjects, rng)
@@ -275,7 +273,7 @@ def virtual_trial(
     if n_subjects < 1:
         raise CartfitError("trial: --subjects must be at least 1")
     subjects = trial_subjects(fit_path, dose, costim, lymphodepletion, seed, n_draws, per_draw)
-    table = summarise_trial(subjects, n_subjects, seed)
+    table = _summarise(subjects, n_subjects, seed)
     table["dose"], table["costim"] = dose, costim
     table["lymphodepletion"], table["n_subjects"] = lymphodepletion, n_subjects
     if subjects_out is not None:

@@ -32,6 +32,17 @@ def validate_cohort(cohort_dir: str | os.PathLike[str], out: str | os.PathLike[s
     return Path(out)
 
 
+def _unit_arguments(unit: str, sampler: Mapping[str, Any], threads: int) -> dict[str, Any]:
+    """``subject``, ``population`` and ``settings`` of the fit of one unit (a subject id, or
+    ``population``) with the :func:`sampler_settings` ``sampler`` on ``threads`` cores."""
+    from cartfit.inference import FitSettings
+
+    population = unit == POPULATION
+    return {"subject": None if population else unit, "population": population,
+            "settings": FitSettings(**dict(sampler), cores=max(1, int(threads)),
+                                    progress=False)}  # fmt: skip
+
+
 def fit_unit(
     cohort_dir: str | os.PathLike[str],
     *,
@@ -49,14 +60,10 @@ def fit_unit(
     table is printed (into the job's log); returns whether every check passed. A fit that
     fails a check is still written: the report shows the failure at its top.
     """
-    from cartfit.inference import FitSettings, fit_cohort
+    from cartfit.inference import fit_cohort
 
-    settings = FitSettings(**dict(sampler), cores=max(1, int(threads)), progress=False)
-    population = unit == POPULATION
-    report = fit_cohort(
-        cohort_dir, model=model, growth=growth, subject=None if population else unit,
-        population=population, out=out, settings=settings,
-    )
+    report = fit_cohort(cohort_dir, model=model, growth=growth, out=out,
+                        **_unit_arguments(unit, sampler, threads))  # fmt: skip
     print(report.table())
     return report.converged
 
@@ -73,15 +80,11 @@ def compile_unit(
     """Compile the log density of the fit :func:`fit_unit` would run with the same arguments
     into the compile caches (:func:`cartfit.inference.fit.compile_fit`) and write ``out``, a
     one-line note of the time it took, which the fit job waits for."""
-    from cartfit.inference import FitSettings
     from cartfit.inference.fit import compile_fit
     from cartfit.io import write_text
 
-    settings = FitSettings(**dict(sampler), cores=1, progress=False)
-    population = unit == POPULATION
     seconds = compile_fit(cohort_dir, model=model, growth=growth,
-                          subject=None if population else unit, population=population,
-                          settings=settings)  # fmt: skip
+                          **_unit_arguments(unit, sampler, 1))  # fmt: skip
     note = f"{model} / {growth}, {unit}: compiled or loaded in {seconds:.1f} s\n"
     write_text(note, out)
     print(note, end="")
